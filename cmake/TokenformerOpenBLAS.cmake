@@ -1,0 +1,15 @@
+# tokenformer_find_openblas(): defines the INTERFACE target tokenformer::openblas that links OpenBLAS
+# and defines EIGEN_USE_BLAS, so Eigen's matrix products call OpenBLAS's sgemm/dgemm.
+function(tokenformer_find_openblas)
+  if(TARGET tokenformer::openblas)
+    return()
+  endif()
+  find_library(TOKENFORMER_OPENBLAS_LIBRARY NAMES openblas)
+  if(NOT TOKENFORMER_OPENBLAS_LIBRARY)
+    message(FATAL_ERROR "OpenBLAS not found. On Debian: sudo apt-get install libopenblas-dev")
+  endif()
+  add_library(tokenformer_openblas INTERFACE)
+  target_link_libraries(tokenformer_openblas INTERFACE ${TOKENFORMER_OPENBLAS_LIBRARY})
+  target_compile_definitions(tokenformer_openblas INTERFACE EIGEN_USE_BLAS)
+  add_library(tokenformer::openblas ALIAS tokenformer_openblas)
+endfunction()

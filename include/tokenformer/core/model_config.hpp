@@ -1,0 +1,188 @@
+// tokenformer/core/model_config.hpp: what a TokenFormer model looks like.
+//
+// Two forms describe a model:
+//  * a *static* config: one struct of named `static constexpr` members, passed as a single template
+//    parameter (see presets.hpp). Any member may be `dynamic` (or Normalization::dynamic, or a
+//    negative rotary_pct) to leave it to run time. `check_static_config<Config>()` static_asserts
+//    every rule that the known members allow.
+//  * a *run-time* `ModelConfig`, for sizes read from a file. `validate()` applies the same rules
+//    and throws config_error. `ModelConfig::from<Config>()` converts a fully static config.
+// Letters used in shape comments: B batch, T time, C channels (hidden size), H heads, D head dim,
+// P parameter tokens, V vocabulary rows.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "tokenformer/core/config.hpp"
+#include "tokenformer/core/error.hpp"
+
+namespace tokenformer {
+
+/// Marks a static config member whose value is only known at run time.
+inline constexpr index_t dynamic = -1;
+
+/// The modified softmax Θ of Pattention, applied to each row of scores s = X·K_Pᵀ with n tokens.
+enum class Normalization {
+  l2_norm_gelu,  ///< gelu(s / ||s||₂ · √n): the official default.
+  gelu_l2_norm,  ///< g / ||g||₂ · √n with g = gelu(s).
+  softmax,       ///< exp(s) / Σexp(s) · n.
+  dynamic,       ///< Static-config placeholder: chosen at run time.
+};
+
+/// The official name of a normalization (`norm_activation_type` in the official configs).
+inline const char* to_string(Normalization kind) {
+  switch (kind) {
+    case Normalization::l2_norm_gelu: return "l2_norm_gelu";
+    case Normalization::gelu_l2_norm: return "gelu_l2_norm";
+    case Normalization::softmax: return "softmax";
+    case Normalization::dynamic: return "dynamic";
+  }
+  return "unknown";
+}
+
+/// Parses an official normalization name; throws config_error naming the accepted values.
+inline Normalization parse_normalization(const std::string& name) {
+  if (name == "l2_norm_gelu") return Normalization::l2_norm_gelu;
+  if (name == "gelu_l2_norm") return Normalization::gelu_l2_norm;
+  if (name == "softmax") return Normalization::softmax;
+  throw config_error("unknown norm_activation_type '" + name +
+                     "' (expected l2_norm_gelu, gelu_l2_norm or softmax)");
+}
+
+/// Number of rotary dims of a head: int(head_dim * rotary_pct), as in GPT-NeoX.
+constexpr index_t rotary_dims_of(index_t head_dim, double rotary_pct) {
+  return static_cast<index_t>(static_cast<double>(head_dim) * rotary_pct);
+}
+
+/// A model's configuration at run time. Field names follow the official config keys.
+struct ModelConfig {
+  index_t num_layers = 0;           ///< official: num_layers
+  index_t hidden_size = 0;          ///< official: hidden_size (C)
+  index_t num_heads = 0;            ///< official: num_attention_heads (H)
+  index_t qkv_tokens = 0;           ///< official: qkv_slot_num, tokens of the Q, K and V Pattentions
+  index_t proj_tokens = 0;          ///< official: proj_slot_num, tokens of the output projection
+  index_t ffn_tokens = 0;           ///< official: ffn_slot_num, tokens of the FFN Pattention
+  index_t vocab_size = 0;           ///< rows of the embedding matrix (V); may be padded
+  double rotary_pct = 0.25;         ///< official: rotary_pct
+  Normalization normalization = Normalization::l2_norm_gelu;  ///< official: norm_activation_type
+  double layernorm_epsilon = 1e-5;  ///< official: layernorm_epsilon
+  double rotary_base = 10000.0;     ///< official: rotary_emb_base
+
+  index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
+  index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
+
+  /// Throws config_error with the first rule this config breaks.
+  void validate() const {
+    auto positive = [](index_t v, const char* name) {
+      if (v <= 0) throw config_error(std::string(name) + " must be positive, got " + std::to_string(v));
+    };
+    positive(num_layers, "num_layers");
+    positive(hidden_size, "hidden_size");
+    positive(num_heads, "num_attention_heads");
+    positive(qkv_tokens, "qkv_slot_num");
+    positive(proj_tokens, "proj_slot_num");
+    positive(ffn_tokens, "ffn_slot_num");
+    positive(vocab_size, "vocab_size");
+    if (hidden_size % num_heads != 0)
+      throw config_error("num_attention_heads (" + std::to_string(num_heads) + ") must divide hidden_size (" +
+                         std::to_string(hidden_size) + ")");
+    if (!(rotary_pct >= 0.0 && rotary_pct <= 1.0))
+      throw config_error("rotary_pct must be in [0, 1], got " + std::to_string(rotary_pct));
+    if (rotary_dims() % 2 != 0)
+      throw config_error("rotary dims int(head_dim * rotary_pct) = " + std::to_string(rotary_dims()) +
+                         " must be even (rotate-half pairs dims)");
+    if (normalization == Normalization::dynamic)
+      throw config_error("a run-time config needs a concrete normalization");
+    if (!(layernorm_epsilon > 0.0 && std::isfinite(layernorm_epsilon)))
+      throw config_error("layernorm_epsilon must be positive and finite");
+    if (!(rotary_base > 0.0 && std::isfinite(rotary_base)))
+      throw config_error("rotary_emb_base must be positive and finite");
+  }
+
+  /// The run-time form of a fully static config.
+  template <class Config>
+  static ModelConfig from();
+
+  friend bool operator==(const ModelConfig& a, const ModelConfig& b) {
+    return a.num_layers == b.num_layers && a.hidden_size == b.hidden_size && a.num_heads == b.num_heads &&
+           a.qkv_tokens == b.qkv_tokens && a.proj_tokens == b.proj_tokens && a.ffn_tokens == b.ffn_tokens &&
+           a.vocab_size == b.vocab_size && a.rotary_pct == b.rotary_pct && a.normalization == b.normalization &&
+           a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base;
+  }
+};
+
+/// True when every member of a static config is known at compile time.
+template <class Config>
+constexpr bool is_fully_static() {
+  return Config::num_layers != dynamic && Config::hidden_size != dynamic && Config::num_heads != dynamic &&
+         Config::qkv_tokens != dynamic && Config::proj_tokens != dynamic && Config::ffn_tokens != dynamic &&
+         Config::vocab_size != dynamic && Config::rotary_pct >= 0.0 &&
+         Config::normalization != Normalization::dynamic;
+}
+
+/// Compile-time checks of a static config; instantiated by every model constructor.
+template <class Config>
+constexpr bool check_static_config() {
+  static_assert(std::is_floating_point<typename Config::scalar>::value,
+                "Config::scalar must be a floating-point type (float or double)");
+  static_assert(Config::num_layers == dynamic || Config::num_layers > 0, "Config::num_layers must be positive");
+  static_assert(Config::hidden_size == dynamic || Config::hidden_size > 0, "Config::hidden_size must be positive");
+  static_assert(Config::num_heads == dynamic || Config::num_heads > 0, "Config::num_heads must be positive");
+  static_assert(Config::hidden_size == dynamic || Config::num_heads == dynamic ||
+                    Config::hidden_size % Config::num_heads == 0,
+                "Config::num_heads must divide Config::hidden_size");
+  static_assert(Config::qkv_tokens == dynamic || Config::qkv_tokens > 0, "Config::qkv_tokens must be positive");
+  static_assert(Config::proj_tokens == dynamic || Config::proj_tokens > 0, "Config::proj_tokens must be positive");
+  static_assert(Config::ffn_tokens == dynamic || Config::ffn_tokens > 0, "Config::ffn_tokens must be positive");
+  static_assert(Config::vocab_size == dynamic || Config::vocab_size > 0, "Config::vocab_size must be positive");
+  static_assert(Config::rotary_pct <= 1.0, "Config::rotary_pct must be at most 1 (negative means dynamic)");
+  static_assert(Config::rotary_pct < 0.0 || Config::hidden_size == dynamic || Config::num_heads == dynamic ||
+                    rotary_dims_of(Config::hidden_size / Config::num_heads, Config::rotary_pct) % 2 == 0,
+                "rotary dims int(head_dim * rotary_pct) must be even: rotate-half pairs dim i with i + dims/2");
+  static_assert(Config::layernorm_epsilon > 0.0, "Config::layernorm_epsilon must be positive");
+  return true;
+}
+
+template <class Config>
+ModelConfig ModelConfig::from() {
+  static_assert(check_static_config<Config>());
+  static_assert(is_fully_static<Config>(),
+                "ModelConfig::from<Config>() needs a fully static config; give the run-time values instead");
+  ModelConfig c;
+  c.num_layers = Config::num_layers;
+  c.hidden_size = Config::hidden_size;
+  c.num_heads = Config::num_heads;
+  c.qkv_tokens = Config::qkv_tokens;
+  c.proj_tokens = Config::proj_tokens;
+  c.ffn_tokens = Config::ffn_tokens;
+  c.vocab_size = Config::vocab_size;
+  c.rotary_pct = Config::rotary_pct;
+  c.normalization = Config::normalization;
+  c.layernorm_epsilon = Config::layernorm_epsilon;
+  c.validate();
+  return c;
+}
+
+/// Throws config_error unless the run-time config agrees with every static member of `Config`.
+template <class Config>
+void check_matches_static(const ModelConfig& c) {
+  static_assert(check_static_config<Config>());
+  auto same = [](index_t fixed, index_t value, const char* name) {
+    if (fixed != dynamic && fixed != value)
+      throw config_error(std::string(name) + " is fixed to " + std::to_string(fixed) +
+                         " by the static config but the run-time config has " + std::to_string(value));
+  };
+  same(Config::num_layers, c.num_layers, "num_layers");
+  same(Config::hidden_size, c.hidden_size, "hidden_size");
+  same(Config::num_heads, c.num_heads, "num_heads");
+  same(Config::vocab_size, c.vocab_size, "vocab_size");
+  // Token counts are starting sizes only: a model may have grown since, so they are not compared.
+  if (Config::rotary_pct >= 0.0 && Config::rotary_pct != c.rotary_pct)
+    throw config_error("rotary_pct is fixed by the static config and differs from the run-time config");
+  if (Config::normalization != Normalization::dynamic && Config::normalization != c.normalization)
+    throw config_error(std::string("normalization is fixed to ") + to_string(Config::normalization) +
+                       " by the static config but the run-time config has " + to_string(c.normalization));
+}
+
+}  // namespace tokenformer

@@ -1,0 +1,60 @@
+// tokenformer/kernels/cpu/layer_norm.hpp: LayerNorm on the CPU.
+//
+// Over the reference: xsimd row reductions and a vectorized normalize pass, accumulating in T;
+// rows in parallel with OpenMP.
+#pragma once
+
+#include <cmath>
+
+#include "tokenformer/core/config.hpp"
+#include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/simd.hpp"
+
+namespace tokenformer::kernels {
+
+/// out = (x - mean) / sqrt(var + eps) [· weight + bias] per row; same contract as
+/// reference::layer_norm_forward (weight and bias both null for the non-parametric form).
+template <class T>
+void layer_norm_forward(const cpu&, T* out,  // (R, C)
+                        T* mean,             // (R) or null
+                        T* rstd,             // (R) or null
+                        const T* x,          // (R, C)
+                        const T* weight,     // (C) or null
+                        const T* bias,       // (C) or null
+                        index_t rows, index_t C, double eps) {
+  using B = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  const index_t end = C - C % W;
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (rows * C > 32768)
+#endif
+  for (index_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;
+    T* o = out + r * C;
+    const T m = simd::sum(xr, C) / static_cast<T>(C);
+    const B mb(m);
+    B acc(T(0));
+    for (index_t i = 0; i < end; i += W) {
+      const B d = B::load_unaligned(xr + i) - mb;
+      acc = xsimd::fma(d, d, acc);
+    }
+    T var = xsimd::hadd(acc);
+    for (index_t i = end; i < C; ++i) var += (xr[i] - m) * (xr[i] - m);
+    var /= static_cast<T>(C);
+    const T rs = T(1) / std::sqrt(var + static_cast<T>(eps));
+    const B rb(rs);
+    if (weight == nullptr) {
+      for (index_t i = 0; i < end; i += W) ((B::load_unaligned(xr + i) - mb) * rb).store_unaligned(o + i);
+      for (index_t i = end; i < C; ++i) o[i] = (xr[i] - m) * rs;
+    } else {
+      for (index_t i = 0; i < end; i += W)
+        xsimd::fma((B::load_unaligned(xr + i) - mb) * rb, B::load_unaligned(weight + i), B::load_unaligned(bias + i))
+            .store_unaligned(o + i);
+      for (index_t i = end; i < C; ++i) o[i] = (xr[i] - m) * rs * weight[i] + bias[i];
+    }
+    if (mean != nullptr) mean[r] = m;
+    if (rstd != nullptr) rstd[r] = rs;
+  }
+}
+
+}  // namespace tokenformer::kernels

@@ -1,0 +1,50 @@
+// tokenformer/kernels/cpu/rotary.hpp: rotary embedding (rotate-half) on the CPU.
+//
+// Over the reference: cos/sin computed once per (position, frequency) into a table instead of per
+// head; rows in parallel with OpenMP.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "tokenformer/core/config.hpp"
+#include "tokenformer/core/device.hpp"
+
+namespace tokenformer::kernels {
+
+/// Rotates the first `rotary_dims` dims of every head of x in place; same contract as
+/// reference::rotary_forward.
+template <class T>
+void rotary_forward(const cpu&, T* x,  // (B*T, H*D), in place
+                    index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+                    index_t position_offset) {
+  const index_t half = rotary_dims / 2;
+  if (half == 0 || B == 0 || T_len == 0) return;
+  std::vector<T> cos_table(static_cast<std::size_t>(T_len * half)), sin_table(cos_table.size());
+  for (index_t t = 0; t < T_len; ++t)
+    for (index_t j = 0; j < half; ++j) {
+      const double theta = std::pow(base, -2.0 * static_cast<double>(j) / static_cast<double>(rotary_dims));
+      const double angle = static_cast<double>(position_offset + t) * theta;
+      cos_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(std::cos(angle));
+      sin_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(std::sin(angle));
+    }
+  const index_t rows = B * T_len;
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (rows * H * half > 32768)
+#endif
+  for (index_t row = 0; row < rows; ++row) {
+    const index_t t = row % T_len;
+    const T* c = cos_table.data() + t * half;
+    const T* s = sin_table.data() + t * half;
+    for (index_t h = 0; h < H; ++h) {
+      T* head = x + row * H * D + h * D;
+      for (index_t j = 0; j < half; ++j) {
+        const T x1 = head[j], x2 = head[j + half];
+        head[j] = x1 * c[j] - x2 * s[j];
+        head[j + half] = x2 * c[j] + x1 * s[j];
+      }
+    }
+  }
+}
+
+}  // namespace tokenformer::kernels

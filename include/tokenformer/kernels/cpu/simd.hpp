@@ -1,0 +1,83 @@
+// tokenformer/kernels/cpu/simd.hpp: small xsimd helpers shared by the CPU row kernels.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "tokenformer/core/config.hpp"
+
+namespace tokenformer::kernels::simd {
+
+template <class T>
+using batch = xsimd::batch<T>;
+
+/// Exact GeLU on a SIMD batch: 0.5 · x · (1 + erf(x / √2)).
+template <class T>
+inline batch<T> gelu(const batch<T>& x) {
+  const batch<T> half(T(0.5)), one(T(1)), inv_sqrt2(static_cast<T>(0.70710678118654752440));
+  return half * x * (one + xsimd::erf(x * inv_sqrt2));
+}
+/// Exact GeLU on a scalar, for row tails.
+template <class T>
+inline T gelu(T x) {
+  return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440)));
+}
+
+/// Σ x[i]² over n elements.
+template <class T>
+inline T sum_of_squares(const T* x, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  batch<T> acc(T(0));
+  for (index_t i = 0; i < end; i += W) {
+    const auto v = batch<T>::load_unaligned(x + i);
+    acc = xsimd::fma(v, v, acc);
+  }
+  T sum = xsimd::hadd(acc);
+  for (index_t i = end; i < n; ++i) sum += x[i] * x[i];
+  return sum;
+}
+
+/// Σ x[i] over n elements.
+template <class T>
+inline T sum(const T* x, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  batch<T> acc(T(0));
+  for (index_t i = 0; i < end; i += W) acc += batch<T>::load_unaligned(x + i);
+  T s = xsimd::hadd(acc);
+  for (index_t i = end; i < n; ++i) s += x[i];
+  return s;
+}
+
+/// max x[i] over n >= 1 elements (NaN-propagating is not required: NaN rows are caught elsewhere).
+template <class T>
+inline T max(const T* x, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  T m = -std::numeric_limits<T>::infinity();
+  if (end > 0) {
+    batch<T> acc = batch<T>::load_unaligned(x);
+    for (index_t i = W; i < end; i += W) acc = xsimd::max(acc, batch<T>::load_unaligned(x + i));
+    alignas(64) T lanes[batch<T>::size];
+    acc.store_aligned(lanes);
+    for (std::size_t l = 0; l < batch<T>::size; ++l) m = std::max(m, lanes[l]);
+  }
+  for (index_t i = end; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+/// out[i] = x[i] · scale over n elements; out may alias x.
+template <class T>
+inline void scale(T* out, const T* x, T factor, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  const batch<T> f(factor);
+  for (index_t i = 0; i < end; i += W) (batch<T>::load_unaligned(x + i) * f).store_unaligned(out + i);
+  for (index_t i = end; i < n; ++i) out[i] = x[i] * factor;
+}
+
+}  // namespace tokenformer::kernels::simd

@@ -1,0 +1,9 @@
+// tokenformer/kernels/reference.hpp: every plain reference kernel (the specification and test oracle).
+#pragma once
+
+#include "tokenformer/kernels/reference/attention.hpp"
+#include "tokenformer/kernels/reference/embedding.hpp"
+#include "tokenformer/kernels/reference/gemm.hpp"
+#include "tokenformer/kernels/reference/layer_norm.hpp"
+#include "tokenformer/kernels/reference/pattention_norm.hpp"
+#include "tokenformer/kernels/reference/rotary.hpp"

@@ -1,0 +1,86 @@
+// tokenformer/layers/self_attention.hpp: causal multi-head self-attention whose four projections
+// (Q, K, V and output) are Pattentions.
+//
+// forward(out, x): q, k, v = Pattention_{query,key,value}(x); rotary on the first rotary_dims of each
+// head of q and k; ctx = causal softmax attention (scale 1/√D); out (+)= Pattention_proj(ctx).
+// Requires: heads divide hidden; rotary dims even. Shapes: x and out [B*T, C].
+#pragma once
+
+#include <string>
+
+#include "tokenformer/core/config.hpp"
+#include "tokenformer/core/device.hpp"
+#include "tokenformer/core/error.hpp"
+#include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/tensor.hpp"
+#include "tokenformer/kernels/kernels.hpp"
+#include "tokenformer/layers/pattention.hpp"
+
+namespace tokenformer {
+
+template <class T, class Device = cpu>
+class SelfAttention {
+ public:
+  SelfAttention() = default;
+  SelfAttention(index_t hidden_size, index_t num_heads, index_t qkv_tokens, index_t proj_tokens, double rotary_pct,
+                Normalization kind, double rotary_base = 10000.0, Device device = {})
+      : query(hidden_size, hidden_size, qkv_tokens, kind, device),
+        key(hidden_size, hidden_size, qkv_tokens, kind, device),
+        value(hidden_size, hidden_size, qkv_tokens, kind, device),
+        proj(hidden_size, hidden_size, proj_tokens, kind, device),
+        device_(device),
+        hidden_size_(hidden_size),
+        num_heads_(num_heads),
+        rotary_dims_(num_heads > 0 ? rotary_dims_of(hidden_size / num_heads, rotary_pct) : 0),
+        rotary_base_(rotary_base) {
+    if (num_heads <= 0 || hidden_size % num_heads != 0)
+      throw config_error("num_heads (" + std::to_string(num_heads) + ") must be positive and divide hidden_size (" +
+                         std::to_string(hidden_size) + ")");
+    if (rotary_dims_ % 2 != 0) throw config_error("rotary dims must be even, got " + std::to_string(rotary_dims_));
+  }
+
+  Pattention<T, Device> query, key, value, proj;
+
+  index_t hidden_size() const { return hidden_size_; }
+  index_t num_heads() const { return num_heads_; }
+  index_t head_dim() const { return hidden_size_ / num_heads_; }
+  index_t rotary_dims() const { return rotary_dims_; }
+
+  template <class Visitor>
+  void for_each_parameter(Visitor&& visit) {
+    const auto prefixed = [&](const char* prefix) {
+      return [&visit, prefix](const std::string& name, Tensor<T, Device>& t) { visit(prefix + name, t); };
+    };
+    query.for_each_parameter(prefixed("query."));
+    key.for_each_parameter(prefixed("key."));
+    value.for_each_parameter(prefixed("value."));
+    proj.for_each_parameter(prefixed("proj."));
+  }
+
+  /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`.
+  void forward(TensorView<T, Device> out,      // (B*T, C)
+               TensorView<const T, Device> x,   // (B*T, C)
+               index_t B, index_t T_len, bool accumulate = false, index_t position_offset = 0) {
+    const Shape expected{B * T_len, hidden_size_};
+    expect_shape(x.shape().rank() == 2 ? x.shape() : Shape{x.rows(), x.cols()}, expected, "SelfAttention input");
+    expect_shape(out.shape().rank() == 2 ? out.shape() : Shape{out.rows(), out.cols()}, expected,
+                 "SelfAttention output");
+    for (auto* t : {&q_, &k_, &v_, &context_}) t->resize(expected);
+    query.forward(q_, x);                                                              // (B*T, C)
+    key.forward(k_, x);                                                                // (B*T, C)
+    value.forward(v_, x);                                                              // (B*T, C)
+    const index_t D = head_dim();
+    kernels::rotary_forward(device_, q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
+    kernels::rotary_forward(device_, k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
+    kernels::attention_forward(device_, context_.data(), q_.data(), k_.data(), v_.data(), B, T_len, num_heads_, D);
+    proj.forward(out, context_, accumulate);                                           // (B*T, C)
+  }
+
+ private:
+  Device device_{};
+  index_t hidden_size_ = 0, num_heads_ = 1, rotary_dims_ = 0;
+  double rotary_base_ = 10000.0;
+  Tensor<T, Device> q_, k_, v_, context_;  // (B*T, C) activation cache
+};
+
+}  // namespace tokenformer

@@ -1,0 +1,20 @@
+// tokenformer/tokenformer.hpp: the umbrella header. Include this to get the whole library.
+#pragma once
+
+#include "tokenformer/core/config.hpp"
+#include "tokenformer/core/device.hpp"
+#include "tokenformer/core/error.hpp"
+#include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/presets.hpp"
+#include "tokenformer/core/rng.hpp"
+#include "tokenformer/core/tensor.hpp"
+#include "tokenformer/io/checkpoint.hpp"
+#include "tokenformer/io/config_file.hpp"
+#include "tokenformer/io/json.hpp"
+#include "tokenformer/io/safetensors.hpp"
+#include "tokenformer/kernels/kernels.hpp"
+#include "tokenformer/kernels/reference.hpp"
+#include "tokenformer/layers/pattention.hpp"
+#include "tokenformer/layers/self_attention.hpp"
+#include "tokenformer/layers/tokenformer_layer.hpp"
+#include "tokenformer/model/language_model.hpp"

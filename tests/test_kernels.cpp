@@ -1,0 +1,210 @@
+// Every fast CPU kernel against its plain reference version, on random shapes including odd sizes,
+// in float and double.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "test_util.hpp"
+#include "tokenformer/kernels/cpu.hpp"
+#include "tokenformer/kernels/reference.hpp"
+
+using namespace tokenformer;
+using test_util::max_scaled_diff;
+using test_util::random_vector;
+
+namespace {
+
+// float kernels accumulate in float; the reference in double.
+template <class T>
+constexpr double tolerance() {
+  return std::is_same<T, float>::value ? 2e-5 : 1e-12;
+}
+
+template <class T>
+void check_gemm(index_t M, index_t N, index_t K, bool ta, bool tb, T alpha, T beta, std::uint64_t seed) {
+  const index_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;  // padded leading dims
+  const auto A = random_vector<T>(static_cast<std::size_t>((ta ? K : M) * lda), seed);
+  const auto B = random_vector<T>(static_cast<std::size_t>((tb ? N : K) * ldb), seed + 1);
+  auto C_fast = random_vector<T>(static_cast<std::size_t>(M * ldc), seed + 2);
+  auto C_ref = C_fast;
+  kernels::gemm(cpu{}, C_fast.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, alpha, beta);
+  kernels::reference::gemm(C_ref.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, alpha, beta);
+  // The error of a K-term dot product grows like sqrt(K).
+  CHECK(max_scaled_diff(C_fast, C_ref) <= tolerance<T>() * std::sqrt(static_cast<double>(K) + 1.0) * 4);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("gemm matches the reference for all transposes, odd sizes and strides", "[kernels][gemm]", float,
+                   double) {
+  std::uint64_t seed = 1;
+  for (auto [M, N, K] : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 96, 31}, {3, 129, 200}}) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_gemm<TestType>(M, N, K, ta, tb, TestType(1), TestType(0), seed++);
+        check_gemm<TestType>(M, N, K, ta, tb, TestType(0.5), TestType(1), seed++);
+        check_gemm<TestType>(M, N, K, ta, tb, TestType(-2), TestType(0.25), seed++);
+      }
+  }
+}
+
+TEST_CASE("gemm with beta = 0 ignores NaN in C", "[kernels][gemm]") {
+  std::vector<float> A{1, 2, 3, 4}, B{5, 6, 7, 8}, C(4, std::numeric_limits<float>::quiet_NaN());
+  kernels::gemm(cpu{}, C.data(), 2, A.data(), 2, false, B.data(), 2, false, 2, 2, 2);
+  CHECK(C == std::vector<float>{19, 22, 43, 50});  // computed by hand
+}
+
+TEMPLATE_TEST_CASE("pattention_norm matches the reference for every normalization", "[kernels][pattention_norm]",
+                   float, double) {
+  std::uint64_t seed = 100;
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+    for (auto [rows, n] : {std::array<index_t, 2>{1, 1}, {3, 7}, {17, 31}, {5, 64}, {9, 257}, {300, 130}}) {
+      const auto scores = random_vector<TestType>(static_cast<std::size_t>(rows * n), seed++, 2.0);
+      std::vector<TestType> fast(scores.size()), ref(scores.size());
+      kernels::pattention_norm_forward(cpu{}, fast.data(), scores.data(), rows, n, kind, n);
+      kernels::reference::pattention_norm_forward(ref.data(), scores.data(), rows, n, kind, n);
+      INFO(to_string(kind) << " rows=" << rows << " n=" << n);
+      CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+      // In place gives the same result.
+      auto inplace = scores;
+      kernels::pattention_norm_forward(cpu{}, inplace.data(), inplace.data(), rows, n, kind, n);
+      CHECK(inplace == fast);
+      // A pinned token count only changes the scale factor.
+      kernels::pattention_norm_forward(cpu{}, fast.data(), scores.data(), rows, n, kind, 2 * n + 1);
+      kernels::reference::pattention_norm_forward(ref.data(), scores.data(), rows, n, kind, 2 * n + 1);
+      CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+    }
+  }
+}
+
+TEST_CASE("pattention_norm values computed by hand", "[kernels][pattention_norm]") {
+  // Row [3, 4]: ||s|| = 5, n = 2, so s·√2/5 = [0.8485, 1.1314] before GeLU.
+  const std::vector<double> s{3.0, 4.0};
+  std::vector<double> out(2);
+  kernels::pattention_norm_forward(cpu{}, out.data(), s.data(), 1, 2, Normalization::l2_norm_gelu, 2);
+  const double a = 3.0 * std::sqrt(2.0) / 5.0, b = 4.0 * std::sqrt(2.0) / 5.0;
+  CHECK(out[0] == Approx(0.5 * a * (1 + std::erf(a / std::sqrt(2.0)))).epsilon(1e-14));
+  CHECK(out[1] == Approx(0.5 * b * (1 + std::erf(b / std::sqrt(2.0)))).epsilon(1e-14));
+  // softmax: exp / Σexp · n; rows sum to n.
+  kernels::pattention_norm_forward(cpu{}, out.data(), s.data(), 1, 2, Normalization::softmax, 2);
+  CHECK(out[0] == Approx(2.0 / (1.0 + std::exp(1.0))).epsilon(1e-14));
+  CHECK(out[0] + out[1] == Approx(2.0).epsilon(1e-14));
+}
+
+TEMPLATE_TEST_CASE("pattention_norm turns an all-zero row into zeros and leaves other rows exact",
+                   "[kernels][pattention_norm]", float, double) {
+  const index_t rows = 3, n = 19;
+  auto scores = random_vector<TestType>(static_cast<std::size_t>(rows * n), 7);
+  for (index_t i = 0; i < n; ++i) scores[static_cast<std::size_t>(n + i)] = TestType(0);  // row 1 is zero
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm}) {
+    std::vector<TestType> fast(scores.size()), ref(scores.size());
+    kernels::pattention_norm_forward(cpu{}, fast.data(), scores.data(), rows, n, kind, n);
+    kernels::reference::pattention_norm_forward(ref.data(), scores.data(), rows, n, kind, n);
+    for (index_t i = 0; i < n; ++i) CHECK(fast[static_cast<std::size_t>(n + i)] == TestType(0));
+    CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+  }
+  // Under softmax an all-zero row is uniform: every weight is exactly 1.
+  std::vector<TestType> out(scores.size());
+  kernels::pattention_norm_forward(cpu{}, out.data(), scores.data(), rows, n, Normalization::softmax, n);
+  for (index_t i = 0; i < n; ++i) CHECK(out[static_cast<std::size_t>(n + i)] == Approx(1.0).epsilon(1e-6));
+}
+
+TEST_CASE("pattention_norm propagates NaN instead of hiding it", "[kernels][pattention_norm]") {
+  std::vector<float> s{1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f}, out(3);
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+    kernels::pattention_norm_forward(cpu{}, out.data(), s.data(), 1, 3, kind, 3);
+    CHECK(std::isnan(out[0]));
+  }
+}
+
+TEMPLATE_TEST_CASE("layer_norm matches the reference, with and without affine parameters", "[kernels][layer_norm]",
+                   float, double) {
+  std::uint64_t seed = 200;
+  for (auto [rows, C] : {std::array<index_t, 2>{1, 1}, {3, 5}, {17, 64}, {40, 77}, {513, 96}}) {
+    auto x = random_vector<TestType>(static_cast<std::size_t>(rows * C), seed++, 3.0);
+    for (auto& v : x) v += TestType(5);  // a large mean tests the two-pass variance
+    const auto w = random_vector<TestType>(static_cast<std::size_t>(C), seed++);
+    const auto b = random_vector<TestType>(static_cast<std::size_t>(C), seed++);
+    for (bool affine : {false, true}) {
+      std::vector<TestType> fast(x.size()), ref(x.size()), mean_f(static_cast<std::size_t>(rows)),
+          mean_r(mean_f.size()), rstd_f(mean_f.size()), rstd_r(mean_f.size());
+      const TestType* wp = affine ? w.data() : nullptr;
+      const TestType* bp = affine ? b.data() : nullptr;
+      kernels::layer_norm_forward(cpu{}, fast.data(), mean_f.data(), rstd_f.data(), x.data(), wp, bp, rows, C, 1e-5);
+      kernels::reference::layer_norm_forward(ref.data(), mean_r.data(), rstd_r.data(), x.data(), wp, bp, rows, C,
+                                             1e-5);
+      INFO("rows=" << rows << " C=" << C << " affine=" << affine);
+      CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+      CHECK(max_scaled_diff(mean_f, mean_r) <= tolerance<TestType>());
+      CHECK(max_scaled_diff(rstd_f, rstd_r) <= tolerance<TestType>());
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rotary matches the reference for partial and full rotation", "[kernels][rotary]", float, double) {
+  std::uint64_t seed = 300;
+  struct Case {
+    index_t B, T, H, D, rot, offset;
+  };
+  for (auto c : {Case{1, 1, 1, 2, 2, 0}, Case{2, 7, 3, 8, 2, 0}, Case{2, 13, 4, 16, 4, 5}, Case{1, 70, 2, 12, 12, 0},
+                 Case{3, 9, 2, 10, 0, 0}}) {
+    auto x = random_vector<TestType>(static_cast<std::size_t>(c.B * c.T * c.H * c.D), seed++);
+    auto fast = x, ref = x;
+    kernels::rotary_forward(cpu{}, fast.data(), c.B, c.T, c.H, c.D, c.rot, 10000.0, c.offset);
+    kernels::reference::rotary_forward(ref.data(), c.B, c.T, c.H, c.D, c.rot, 10000.0, c.offset);
+    INFO("T=" << c.T << " D=" << c.D << " rot=" << c.rot);
+    CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+    if (c.rot == 0) CHECK(fast == x);
+  }
+}
+
+TEST_CASE("rotary by hand: position p rotates the pair (x_j, x_j+r) by p·θ_j", "[kernels][rotary]") {
+  // One head of dim 4, all rotated: r = 2, θ_0 = 1, θ_1 = 10000^(-1/2) = 0.01. Position 1.
+  std::vector<double> x{1.0, 0.0, 0.0, 1.0, /* position 1: */ 1.0, 0.0, 0.0, 1.0};
+  kernels::rotary_forward(cpu{}, x.data(), 1, 2, 1, 4, 4, 10000.0, 0);
+  CHECK(x[0] == 1.0);  // position 0 unchanged
+  CHECK(x[4] == Approx(std::cos(1.0)));       // x0 cos - x2 sin, x2 = 0
+  CHECK(x[6] == Approx(std::sin(1.0)));       // x2 cos + x0 sin
+  CHECK(x[5] == Approx(-std::sin(0.01)));     // x1 cos - x3 sin, x1 = 0
+  CHECK(x[7] == Approx(std::cos(0.01)));      // x3 cos + x1 sin
+}
+
+TEMPLATE_TEST_CASE("attention matches the reference, including sequences longer than one block",
+                   "[kernels][attention]", float, double) {
+  std::uint64_t seed = 400;
+  struct Case {
+    index_t B, T, H, D;
+  };
+  for (auto c : {Case{1, 1, 1, 1}, Case{2, 5, 3, 4}, Case{1, 64, 2, 8}, Case{2, 65, 2, 16}, Case{1, 150, 3, 12}}) {
+    const std::size_t n = static_cast<std::size_t>(c.B * c.T * c.H * c.D);
+    const auto q = random_vector<TestType>(n, seed++), k = random_vector<TestType>(n, seed++),
+               v = random_vector<TestType>(n, seed++);
+    std::vector<TestType> fast(n), ref(n);
+    kernels::attention_forward(cpu{}, fast.data(), q.data(), k.data(), v.data(), c.B, c.T, c.H, c.D);
+    kernels::reference::attention_forward(ref.data(), q.data(), k.data(), v.data(), c.B, c.T, c.H, c.D);
+    INFO("B=" << c.B << " T=" << c.T << " H=" << c.H << " D=" << c.D);
+    CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+  }
+}
+
+TEST_CASE("attention is causal: the first position sees only itself", "[kernels][attention]") {
+  const index_t T = 4, D = 2;
+  const auto q = random_vector<float>(T * D, 1), k = random_vector<float>(T * D, 2), v = random_vector<float>(T * D, 3);
+  std::vector<float> out(T * D);
+  kernels::attention_forward(cpu{}, out.data(), q.data(), k.data(), v.data(), 1, T, 1, D);
+  CHECK(out[0] == v[0]);
+  CHECK(out[1] == v[1]);
+}
+
+TEMPLATE_TEST_CASE("embedding matches the reference", "[kernels][embedding]", float, double) {
+  const index_t V = 11, C = 7, N = 23;
+  const auto table = random_vector<TestType>(static_cast<std::size_t>(V * C), 5);
+  std::vector<std::int32_t> tokens(static_cast<std::size_t>(N));
+  for (index_t i = 0; i < N; ++i) tokens[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7 + 3) % V);
+  std::vector<TestType> fast(static_cast<std::size_t>(N * C)), ref(fast.size());
+  kernels::embedding_forward(cpu{}, fast.data(), tokens.data(), table.data(), N, C);
+  kernels::reference::embedding_forward(ref.data(), tokens.data(), table.data(), N, C);
+  CHECK(fast == ref);
+}

@@ -1,0 +1,51 @@
+// Shared helpers of the test programs.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tokenformer/core/rng.hpp"
+#include "tokenformer/core/tensor.hpp"
+
+namespace test_util {
+
+/// n values ~ N(0, stddev) from a seeded generator.
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::uint64_t seed, double stddev = 1.0) {
+  tokenformer::Rng rng(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng.normal(0.0, stddev));
+  return v;
+}
+
+/// max_i |a[i] - b[i]| (infinity if sizes differ or any value is not finite).
+template <class T, class U>
+double max_abs_diff(const std::vector<T>& a, const std::vector<U>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double m = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
+    if (!std::isfinite(d)) return INFINITY;
+    m = std::fmax(m, d);
+  }
+  return m;
+}
+
+/// max_i |a[i] - b[i]| / (1 + |b[i]|): absolute near zero, relative for large values.
+template <class T, class U>
+double max_scaled_diff(const std::vector<T>& a, const std::vector<U>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double m = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])) /
+                     (1.0 + std::fabs(static_cast<double>(b[i])));
+    if (!std::isfinite(d)) return INFINITY;
+    m = std::fmax(m, d);
+  }
+  return m;
+}
+
+inline std::string data_dir() { return TOKENFORMER_TEST_DATA_DIR; }
+
+}  // namespace test_util
