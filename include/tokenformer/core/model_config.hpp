@@ -72,6 +72,13 @@ struct ModelConfig {
   index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
   index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
 
+  /// Number of scalar parameters of a model of this config: embedding (tied head), per layer the
+  /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm.
+  index_t parameter_count() const {
+    const index_t per_layer = 2 * hidden_size * (3 * qkv_tokens + proj_tokens + ffn_tokens);
+    return vocab_size * hidden_size + num_layers * per_layer + 2 * hidden_size;
+  }
+
   /// Throws config_error with the first rule this config breaks.
   void validate() const {
     auto positive = [](index_t v, const char* name) {

@@ -95,6 +95,7 @@ class Json {
   static std::string number_text(double x) {
     if (x == std::floor(x) && std::fabs(x) < 1e15) {
       std::ostringstream os;
+      os.imbue(std::locale::classic());  // never "12,345", whatever the global locale
       os << static_cast<long long>(x);
       return os.str();
     }
@@ -196,8 +197,9 @@ class JsonParser {
     }
   }
 
+  // `depth` counts the arrays and objects enclosing the value; a 65th nested one is rejected.
   Json parse_value(int depth) {
-    if (depth > max_depth) fail("nesting deeper than 64 levels");
+    if (depth >= max_depth && (peek() == '[' || peek() == '{')) fail("nesting deeper than 64 levels");
     switch (peek()) {
       case '{': return parse_object(depth);
       case '[': return parse_array(depth);
@@ -346,7 +348,8 @@ class JsonParser {
     is.imbue(std::locale::classic());
     double x = 0.0;
     is >> x;
-    if (!std::isfinite(x)) fail("number out of range");
+    // On overflow the stream sets failbit and stores +-DBL_MAX, which is finite: check both.
+    if (is.fail() || !std::isfinite(x)) fail("number out of range");
     return x;
   }
 

@@ -97,8 +97,9 @@ class SafetensorsReader {
     const auto size = static_cast<std::uint64_t>(file_.tellg());
     file_.seekg(0);
     if (size < 8) throw file_error(path + " is not a safetensors file: shorter than its 8-byte header length");
-    unsigned char len[8];
+    unsigned char len[8] = {};
     file_.read(reinterpret_cast<char*>(len), 8);
+    if (!file_) throw file_error("cannot read " + path + " (not a regular file?)");
     std::uint64_t header_size = 0;
     for (int i = 7; i >= 0; --i) header_size = header_size << 8 | len[i];
     if (header_size > size - 8 || header_size > (std::uint64_t{1} << 27))
