@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# install_deps.sh [--with-bench] [--with-clang]: make sure the Debian packages tokenformer builds with
+# are installed. As root, installs what is missing with apt-get; otherwise prints the exact command.
+set -euo pipefail
+
+packages=(g++ cmake make libeigen3-dev libxsimd-dev catch2)
+for arg in "$@"; do
+  case "$arg" in
+    --with-bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
+    --with-clang) packages+=(clang libomp-dev) ;;
+    *) echo "install_deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  echo "Installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "Missing Debian packages. Install them with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,15 @@
+# cmake -DCLANGXX=... -DINCLUDE_DIR=... -DEIGEN_DIR=... -DWORK_DIR=... -P check_headers_clang.cmake
+# Every public header, alone, must compile with clang++ at -Wall -Wextra -Wpedantic -Werror.
+file(GLOB_RECURSE headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/tokenformer/*.hpp")
+foreach(header IN LISTS headers)
+  set(source "${WORK_DIR}/clang_header_check.cpp")
+  file(WRITE "${source}" "#include \"${header}\"\n")
+  execute_process(COMMAND ${CLANGXX} -std=c++17 -fsyntax-only -fopenmp -march=native -Wall -Wextra -Wpedantic -Werror
+                          -I${INCLUDE_DIR} -isystem ${EIGEN_DIR} ${source}
+                  RESULT_VARIABLE result ERROR_VARIABLE errors)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "clang++ cannot compile ${header} on its own:\n${errors}")
+  endif()
+endforeach()
+list(LENGTH headers count)
+message(STATUS "clang++ compiled ${count} headers on their own")
