@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tokenformer/kernels/cpu/attention.hpp"
+#include "tokenformer/kernels/cpu/cross_entropy.hpp"
 #include "tokenformer/kernels/cpu/elementwise.hpp"
 #include "tokenformer/kernels/cpu/embedding.hpp"
 #include "tokenformer/kernels/cpu/gemm.hpp"

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tokenformer/kernels/reference/attention.hpp"
+#include "tokenformer/kernels/reference/cross_entropy.hpp"
 #include "tokenformer/kernels/reference/embedding.hpp"
 #include "tokenformer/kernels/reference/gemm.hpp"
 #include "tokenformer/kernels/reference/layer_norm.hpp"

@@ -72,4 +72,73 @@ void attention_forward(const cpu&, T* out,                       // (B*T, H*D)
   }
 }
 
+
+/// Gradient of attention_forward; same contract as reference::attention_backward.
+/// Over the reference: one task per (batch, head) in parallel; within it, blocks of 64 queries
+/// recompute their probabilities with one GEMM (no [T, T] matrix saved by the forward) and update
+/// dq, dk, dv with four GEMMs.
+template <class T>
+void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) each
+                        const T* dout,                          // (B*T, H*D)
+                        const T* q, const T* k, const T* v,     // (B*T, H*D) each
+                        index_t B, index_t T_len, index_t H, index_t D) {
+  using Stride = Eigen::OuterStride<>;
+  using In = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Stride>;
+  using Out = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Stride>;
+  constexpr index_t block = 64;
+  const index_t C = H * D;
+  const index_t tasks = B * H;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+#if TOKENFORMER_OPENMP
+#pragma omp parallel if (tasks > 1 && T_len * D > 4096)
+#endif
+  {
+    const index_t width = std::min(block, T_len);
+    std::vector<T> probs(static_cast<std::size_t>(width * T_len)), dprobs(probs.size());
+#if TOKENFORMER_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (index_t task = 0; task < tasks; ++task) {
+      const index_t h = task % H, b = task / H;
+      const index_t offset = b * T_len * C + h * D;
+      Out dK(dk + offset, T_len, D, Stride(C)), dV(dv + offset, T_len, D, Stride(C));
+      dK.setZero();
+      dV.setZero();
+      for (index_t t0 = 0; t0 < T_len; t0 += block) {
+        const index_t t1 = std::min(T_len, t0 + block), rows = t1 - t0, keys = t1;
+        In Q(q + offset + t0 * C, rows, D, Stride(C)), K(k + offset, keys, D, Stride(C)),
+            V(v + offset, keys, D, Stride(C)), dO(dout + offset + t0 * C, rows, D, Stride(C));
+        Out P(probs.data(), rows, keys, Stride(keys)), dP(dprobs.data(), rows, keys, Stride(keys));
+        P.noalias() = scale * Q * K.transpose();
+        for (index_t i = 0; i < rows; ++i) {
+          T* row = probs.data() + i * keys;
+          const index_t valid = t0 + i + 1;
+          T max = row[0];
+          for (index_t j = 1; j < valid; ++j) max = std::max(max, row[j]);
+          T sum = T(0);
+          for (index_t j = 0; j < valid; ++j) {
+            row[j] = std::exp(row[j] - max);
+            sum += row[j];
+          }
+          const T inv = T(1) / sum;
+          for (index_t j = 0; j < valid; ++j) row[j] *= inv;
+          for (index_t j = valid; j < keys; ++j) row[j] = T(0);
+        }
+        dV.topRows(keys).noalias() += P.transpose() * dO;  // (keys, D)
+        dP.noalias() = dO * V.transpose();                  // (rows, keys)
+        for (index_t i = 0; i < rows; ++i) {                // dS = P ⊙ (dP − rowsum(dP ⊙ P)), scaled
+          T* p = probs.data() + i * keys;
+          T* g = dprobs.data() + i * keys;
+          T dot = T(0);
+          for (index_t j = 0; j < keys; ++j) dot += p[j] * g[j];
+          for (index_t j = 0; j < keys; ++j) g[j] = p[j] * (g[j] - dot) * scale;
+        }
+        Out dQ(dq + offset + t0 * C, rows, D, Stride(C));
+        dQ.noalias() = dP * K;                              // (rows, D)
+        dK.topRows(keys).noalias() += dP.transpose() * Q;   // (keys, D)
+      }
+    }
+  }
+}
+
 }  // namespace tokenformer::kernels

@@ -57,4 +57,58 @@ void layer_norm_forward(const cpu&, T* out,  // (R, C)
   }
 }
 
+
+/// Gradient of layer_norm_forward; same contract as reference::layer_norm_backward. Rows run in
+/// parallel for the non-parametric form; the affine form (used once, for the final norm) runs its
+/// weight and bias reduction serially.
+template <class T>
+void layer_norm_backward(const cpu&, T* dx,  // (R, C)
+                         T* d_weight,        // (C) or null
+                         T* d_bias,          // (C) or null
+                         const T* dy,        // (R, C)
+                         const T* x,         // (R, C)
+                         const T* weight,    // (C) or null
+                         const T* mean,      // (R)
+                         const T* rstd,      // (R)
+                         index_t rows, index_t C, bool accumulate = false) {
+  const auto row_pass = [&](index_t r) {
+    const T m = mean[r], rs = rstd[r];
+    const T* xr = x + r * C;
+    const T* g = dy + r * C;
+    T sum_dxhat = T(0), sum_dxhat_xhat = T(0);
+    for (index_t i = 0; i < C; ++i) {
+      const T xhat = (xr[i] - m) * rs;
+      const T dxhat = weight ? g[i] * weight[i] : g[i];
+      sum_dxhat += dxhat;
+      sum_dxhat_xhat += dxhat * xhat;
+    }
+    const T mean_dxhat = sum_dxhat / static_cast<T>(C), mean_dxhat_xhat = sum_dxhat_xhat / static_cast<T>(C);
+    T* out = dx + r * C;
+    for (index_t i = 0; i < C; ++i) {
+      const T xhat = (xr[i] - m) * rs;
+      const T dxhat = weight ? g[i] * weight[i] : g[i];
+      const T v = rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+      out[i] = accumulate ? out[i] + v : v;
+    }
+  };
+  if (d_weight == nullptr) {
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (rows * C > 32768)
+#endif
+    for (index_t r = 0; r < rows; ++r) row_pass(r);
+    return;
+  }
+  for (index_t r = 0; r < rows; ++r) {
+    const T m = mean[r], rs = rstd[r];
+    for (index_t i = 0; i < C; ++i) {
+      d_weight[i] += dy[r * C + i] * (x[r * C + i] - m) * rs;
+      d_bias[i] += dy[r * C + i];
+    }
+  }
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (rows * C > 32768)
+#endif
+  for (index_t r = 0; r < rows; ++r) row_pass(r);
+}
+
 }  // namespace tokenformer::kernels

@@ -80,4 +80,115 @@ void pattention_norm_forward(const cpu&, T* out,           // (R, n)
   for (index_t r = 0; r < rows; ++r) detail::pattention_norm_row(out + r * n, scores + r * n, n, kind, tokens);
 }
 
+
+namespace detail {
+
+template <class T>
+void pattention_norm_backward_row(T* ds, const T* dw, const T* s, index_t n, Normalization kind, T N) {
+  using B = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  const index_t end = n - n % W;
+  switch (kind) {
+    case Normalization::l2_norm_gelu: {
+      // u = f·s with f = √N/‖s‖;  g = dw·gelu'(u);  ds = f·(g − s·(g·s)/‖s‖²)
+      const T ss = simd::sum_of_squares(s, n);
+      if (ss == T(0)) {
+        for (index_t i = 0; i < n; ++i) ds[i] = T(0);
+        return;
+      }
+      const T f = std::sqrt(N) / std::sqrt(ss);
+      const B fb(f);
+      B acc(T(0));
+      for (index_t i = 0; i < end; i += W) {
+        const B si = B::load_unaligned(s + i);
+        const B g = B::load_unaligned(dw + i) * simd::gelu_derivative(si * fb);
+        g.store_unaligned(ds + i);
+        acc = xsimd::fma(g, si, acc);
+      }
+      T dot = xsimd::hadd(acc);
+      for (index_t i = end; i < n; ++i) {
+        ds[i] = dw[i] * simd::gelu_derivative(s[i] * f);
+        dot += ds[i] * s[i];
+      }
+      const T k = dot / ss;
+      const B kb(k);
+      for (index_t i = 0; i < end; i += W)
+        (fb * (B::load_unaligned(ds + i) - B::load_unaligned(s + i) * kb)).store_unaligned(ds + i);
+      for (index_t i = end; i < n; ++i) ds[i] = f * (ds[i] - s[i] * k);
+      return;
+    }
+    case Normalization::gelu_l2_norm: {
+      // h = gelu(s), f = √N/‖h‖;  ds = f·(dw − h·(dw·h)/‖h‖²)·gelu'(s).  ds holds h in between.
+      B acc_hh(T(0)), acc_dot(T(0));
+      for (index_t i = 0; i < end; i += W) {
+        const B h = simd::gelu(B::load_unaligned(s + i));
+        h.store_unaligned(ds + i);
+        acc_hh = xsimd::fma(h, h, acc_hh);
+        acc_dot = xsimd::fma(h, B::load_unaligned(dw + i), acc_dot);
+      }
+      T hh = xsimd::hadd(acc_hh), dot = xsimd::hadd(acc_dot);
+      for (index_t i = end; i < n; ++i) {
+        ds[i] = simd::gelu(s[i]);
+        hh += ds[i] * ds[i];
+        dot += ds[i] * dw[i];
+      }
+      if (hh == T(0)) {
+        for (index_t i = 0; i < n; ++i) ds[i] = T(0);
+        return;
+      }
+      const T f = std::sqrt(N) / std::sqrt(hh), k = dot / hh;
+      const B fb(f), kb(k);
+      for (index_t i = 0; i < end; i += W) {
+        const B si = B::load_unaligned(s + i);
+        (fb * (B::load_unaligned(dw + i) - B::load_unaligned(ds + i) * kb) * simd::gelu_derivative(si))
+            .store_unaligned(ds + i);
+      }
+      for (index_t i = end; i < n; ++i) ds[i] = f * (dw[i] - ds[i] * k) * simd::gelu_derivative(s[i]);
+      return;
+    }
+    case Normalization::softmax: {
+      // p = softmax(s);  ds = N·p·(dw − dw·p).  ds holds p in between.
+      const T max = simd::max(s, n);
+      const B m(max);
+      B acc(T(0));
+      for (index_t i = 0; i < end; i += W) {
+        const B e = xsimd::exp(B::load_unaligned(s + i) - m);
+        e.store_unaligned(ds + i);
+        acc += e;
+      }
+      T sum = xsimd::hadd(acc);
+      for (index_t i = end; i < n; ++i) {
+        ds[i] = std::exp(s[i] - max);
+        sum += ds[i];
+      }
+      const T inv = T(1) / sum;
+      const T dot = simd::dot(ds, dw, n) * inv;
+      const B scale(N * inv), db(dot);
+      for (index_t i = 0; i < end; i += W)
+        (scale * B::load_unaligned(ds + i) * (B::load_unaligned(dw + i) - db)).store_unaligned(ds + i);
+      for (index_t i = end; i < n; ++i) ds[i] = N * inv * ds[i] * (dw[i] - dot);
+      return;
+    }
+    case Normalization::dynamic: return;  // rejected by the caller before the parallel loop
+  }
+}
+
+}  // namespace detail
+
+/// Gradient of Θ; same contract as reference::pattention_norm_backward, except that d_scores must not
+/// alias d_weights or scores (it is used as scratch).
+template <class T>
+void pattention_norm_backward(const cpu&, T* d_scores,     // (R, n)
+                              const T* d_weights,          // (R, n)
+                              const T* scores,             // (R, n) before Θ
+                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
+  if (kind == Normalization::dynamic) throw config_error("pattention_norm_backward needs a concrete normalization");
+  const T tokens = static_cast<T>(scale_tokens);
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+#endif
+  for (index_t r = 0; r < rows; ++r)
+    detail::pattention_norm_backward_row(d_scores + r * n, d_weights + r * n, scores + r * n, n, kind, tokens);
+}
+
 }  // namespace tokenformer::kernels

@@ -12,12 +12,12 @@
 
 namespace tokenformer::kernels {
 
-/// Rotates the first `rotary_dims` dims of every head of x in place; same contract as
-/// reference::rotary_forward.
+namespace detail {
+
+/// Rotates by +angle (direction = 1, forward) or −angle (direction = −1, backward).
 template <class T>
-void rotary_forward(const cpu&, T* x,  // (B*T, H*D), in place
-                    index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
-                    index_t position_offset) {
+void rotate(T* x, index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+            index_t position_offset, double direction) {
   const index_t half = rotary_dims / 2;
   if (half == 0 || B == 0 || T_len == 0) return;
   std::vector<T> cos_table(static_cast<std::size_t>(T_len * half)), sin_table(cos_table.size());
@@ -26,7 +26,7 @@ void rotary_forward(const cpu&, T* x,  // (B*T, H*D), in place
       const double theta = std::pow(base, -2.0 * static_cast<double>(j) / static_cast<double>(rotary_dims));
       const double angle = static_cast<double>(position_offset + t) * theta;
       cos_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(std::cos(angle));
-      sin_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(std::sin(angle));
+      sin_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(direction * std::sin(angle));
     }
   const index_t rows = B * T_len;
 #if TOKENFORMER_OPENMP
@@ -45,6 +45,26 @@ void rotary_forward(const cpu&, T* x,  // (B*T, H*D), in place
       }
     }
   }
+}
+
+}  // namespace detail
+
+/// Rotates the first `rotary_dims` dims of every head of x in place; same contract as
+/// reference::rotary_forward.
+template <class T>
+void rotary_forward(const cpu&, T* x,  // (B*T, H*D), in place
+                    index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+                    index_t position_offset) {
+  detail::rotate(x, B, T_len, H, D, rotary_dims, base, position_offset, 1.0);
+}
+
+/// Gradient of rotary_forward (the inverse rotation), in place; same contract as
+/// reference::rotary_backward.
+template <class T>
+void rotary_backward(const cpu&, T* dx,  // (B*T, H*D), in place
+                     index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+                     index_t position_offset) {
+  detail::rotate(dx, B, T_len, H, D, rotary_dims, base, position_offset, -1.0);
 }
 
 }  // namespace tokenformer::kernels

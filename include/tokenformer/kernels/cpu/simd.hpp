@@ -26,6 +26,31 @@ inline T gelu(T x) {
   return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440)));
 }
 
+/// d gelu/dx = Φ(x) + x·φ(x) on a SIMD batch.
+template <class T>
+inline batch<T> gelu_derivative(const batch<T>& x) {
+  const batch<T> half(T(0.5)), one(T(1)), inv_sqrt2(static_cast<T>(0.70710678118654752440)),
+      inv_sqrt_2pi(static_cast<T>(0.39894228040143267794));
+  return half * (one + xsimd::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * xsimd::exp(-half * x * x);
+}
+template <class T>
+inline T gelu_derivative(T x) {
+  return T(0.5) * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440))) +
+         x * static_cast<T>(0.39894228040143267794) * std::exp(T(-0.5) * x * x);
+}
+
+/// Σ a[i]·b[i] over n elements.
+template <class T>
+inline T dot(const T* a, const T* b, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  batch<T> acc(T(0));
+  for (index_t i = 0; i < end; i += W) acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
+  T sum = xsimd::hadd(acc);
+  for (index_t i = end; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
 /// Σ x[i]² over n elements.
 template <class T>
 inline T sum_of_squares(const T* x, index_t n) {

@@ -31,4 +31,26 @@ void rotary_forward(T* x,  // (B*T, H*D), in place
       }
 }
 
+
+/// Gradient of rotary_forward, in place on the gradient: the rotation is orthogonal, so its
+/// transpose is the rotation by the opposite angle.
+template <class T>
+void rotary_backward(T* dx,  // (B*T, H*D), in place
+                     index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+                     index_t position_offset) {
+  const index_t half = rotary_dims / 2;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t t = 0; t < T_len; ++t)
+      for (index_t h = 0; h < H; ++h) {
+        T* head = dx + (b * T_len + t) * H * D + h * D;
+        for (index_t j = 0; j < half; ++j) {
+          const double theta = std::pow(base, -2.0 * static_cast<double>(j) / static_cast<double>(rotary_dims));
+          const double angle = static_cast<double>(position_offset + t) * theta;
+          const double g1 = static_cast<double>(head[j]), g2 = static_cast<double>(head[j + half]);
+          head[j] = static_cast<T>(g1 * std::cos(angle) + g2 * std::sin(angle));
+          head[j + half] = static_cast<T>(g2 * std::cos(angle) - g1 * std::sin(angle));
+        }
+      }
+}
+
 }  // namespace tokenformer::kernels::reference
