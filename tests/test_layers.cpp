@@ -174,9 +174,9 @@ TEST_CASE("LanguageModel visits its parameters under the official names, in orde
   LanguageModel<TwoLayers> model;
   std::vector<std::string> names;
   index_t count = 0;
-  model.for_each_parameter([&](const std::string& name, Tensor<float>& t) {
-    names.push_back(name + " " + t.shape().str());
-    count += t.size();
+  model.for_each_parameter([&](const std::string& name, Parameter<float>& p) {
+    names.push_back(name + " " + p.shape().str());
+    count += p.size();
   });
   std::vector<std::string> expected{"sequential.0.word_embeddings.weight [257, 64]"};
   for (int layer : {2, 3}) {
@@ -220,10 +220,10 @@ TEST_CASE("initialize draws the official distributions", "[model][init]") {
     const double n = static_cast<double>(t.size());
     return std::sqrt(s2 / n - (s / n) * (s / n));
   };
-  CHECK(stddev(model.word_embeddings) == Approx(0.02).epsilon(0.02));
+  CHECK(stddev(model.word_embeddings.value) == Approx(0.02).epsilon(0.02));
   CHECK(stddev(model.layers[0].ffn.key_tokens()) == Approx(0.02).epsilon(0.02));
   // wang init: 2 / L / sqrt(C) = 2 / 4 / 16
   CHECK(stddev(model.layers[1].attention.proj.value_tokens()) == Approx(2.0 / 4.0 / 16.0).epsilon(0.03));
-  CHECK(model.final_norm_weight[0] == 1.0f);
-  CHECK(model.final_norm_bias[0] == 0.0f);
+  CHECK(model.final_norm_weight.value[0] == 1.0f);
+  CHECK(model.final_norm_bias.value[0] == 0.0f);
 }

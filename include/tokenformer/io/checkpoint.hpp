@@ -26,7 +26,7 @@ inline const char* embedding_key() { return "sequential.0.word_embeddings.weight
 /// Loads every parameter of `model` from `file`.
 template <class Config, class Device>
 void load_weights(LanguageModel<Config, Device>& model, SafetensorsReader& file) {
-  model.for_each_parameter([&](const std::string& name, auto& tensor) { file.read(name, tensor); });
+  model.for_each_parameter([&](const std::string& name, auto& parameter) { file.read(name, parameter.value); });
 }
 template <class Config, class Device>
 void load_weights(LanguageModel<Config, Device>& model, const std::string& path) {
@@ -40,7 +40,7 @@ void save_weights(LanguageModel<Config, Device>& model, const std::string& path)
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
   writer.set_metadata("producer", "tokenformer");
-  model.for_each_parameter([&](const std::string& name, auto& tensor) { writer.add(name, tensor); });
+  model.for_each_parameter([&](const std::string& name, auto& parameter) { writer.add(name, parameter.value); });
   writer.write(path);
 }
 

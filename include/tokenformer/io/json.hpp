@@ -93,7 +93,7 @@ class Json {
   }
 
   static std::string number_text(double x) {
-    if (x == std::floor(x) && std::fabs(x) < 1e15) {
+    if (x == std::floor(x) && std::fabs(x) < 1e15 && !(x == 0.0 && std::signbit(x))) {  // -0 keeps its sign below
       std::ostringstream os;
       os.imbue(std::locale::classic());  // never "12,345", whatever the global locale
       os << static_cast<long long>(x);
@@ -297,8 +297,8 @@ class JsonParser {
         out += c;
         continue;
       }
-      const char e = peek();
-      ++pos_;
+      if (pos_ >= s_.size()) fail("unterminated string");
+      const char e = s_[pos_++];
       switch (e) {
         case '"': out += '"'; break;
         case '\\': out += '\\'; break;
@@ -311,8 +311,8 @@ class JsonParser {
         case 'u': {
           unsigned cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00) {
-            expect('\\');
-            expect('u');
+            if (s_.compare(pos_, 2, "\\u") != 0) fail("lone high surrogate");
+            pos_ += 2;
             const unsigned low = hex4();
             if (low < 0xDC00 || low >= 0xE000) fail("bad surrogate pair");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);

@@ -113,8 +113,8 @@ class SafetensorsReader {
     const Json root = parse_json(header, path + " header");
     for (const auto& [name, entry] : root.as_object(path + " header")) {
       if (name == "__metadata__") {
-        for (const auto& [key, value] : entry.as_object("__metadata__"))
-          metadata_[key] = value.as_string("__metadata__." + key);
+        for (const auto& [key, value] : entry.as_object(path + ": __metadata__"))
+          metadata_[key] = value.as_string(path + ": __metadata__." + key);
         continue;
       }
       tensors_.emplace(name, parse_entry(name, entry, data_size));
@@ -233,6 +233,7 @@ class SafetensorsWriter {
   void add(const std::string& name, const Shape& shape, const T* host) {
     static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                   "safetensors writing supports float (F32) and double (F64)");
+    if (name == "__metadata__") throw argument_error("'__metadata__' is reserved by the format, not a tensor name");
     if (index_.count(name)) throw argument_error("tensor '" + name + "' added twice");
     index_[name] = entries_.size();
     entries_.push_back(Entry{name, std::is_same<T, float>::value ? DType::F32 : DType::F64, shape,

@@ -6,8 +6,9 @@
 // with Θ the modified softmax chosen by `Normalization` (see core/model_config.hpp). It costs like
 // an MLP with hidden size P (two GEMMs), but P is independent of d_in and d_out: the layer grows by
 // appending tokens.
-// Requires: d_in, d_out, P > 0; inputs with d_in columns. Ensures: out has d_out columns; the
-// scores of the last forward stay in the layer's activation cache.
+// Requires: d_in, d_out, P > 0; inputs with d_in columns. Ensures: out has d_out columns. The
+// forward keeps the scores and Θ(scores) of its last call in the layer (the activation cache) for
+// backward, which must receive the same input.
 #pragma once
 
 #include <cmath>
@@ -19,6 +20,7 @@
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/parameter.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
@@ -31,21 +33,20 @@ class Pattention {
   Pattention() = default;
   Pattention(index_t input_features, index_t output_features, index_t tokens, Normalization kind,
              Device device = {})
-      : device_(device),
-        kind_(kind),
-        key_tokens_(Shape{tokens, input_features}, device),
-        value_tokens_(Shape{tokens, output_features}, device) {
+      : device_(device), kind_(kind) {
     if (input_features <= 0 || output_features <= 0 || tokens <= 0)
       throw config_error("Pattention needs positive input features, output features and tokens, got " +
                          std::to_string(input_features) + ", " + std::to_string(output_features) + ", " +
                          std::to_string(tokens));
     if (kind == Normalization::dynamic) throw config_error("Pattention needs a concrete normalization");
+    keys_ = Parameter<T, Device>(Shape{tokens, input_features}, device);
+    values_ = Parameter<T, Device>(Shape{tokens, output_features}, device);
   }
 
-  index_t input_features() const { return key_tokens_.dim(1); }
-  index_t output_features() const { return value_tokens_.dim(1); }
+  index_t input_features() const { return keys_.value.dim(1); }
+  index_t output_features() const { return values_.value.dim(1); }
   /// P: the current number of parameter tokens.
-  index_t tokens() const { return key_tokens_.dim(0); }
+  index_t tokens() const { return keys_.value.dim(0); }
   Normalization normalization() const { return kind_; }
   /// The n of Θ's √n (or n) factor: the token count, unless pinned (see pin_scale_tokens).
   index_t scale_tokens() const { return pinned_scale_tokens_ > 0 ? pinned_scale_tokens_ : tokens(); }
@@ -54,48 +55,85 @@ class Pattention {
     if (n < 0) throw argument_error("pinned token count must be >= 0");
     pinned_scale_tokens_ = n;
   }
+  index_t pinned_scale_tokens() const { return pinned_scale_tokens_; }
 
   /// K_P: [P, d_in].
-  Tensor<T, Device>& key_tokens() { return key_tokens_; }
-  const Tensor<T, Device>& key_tokens() const { return key_tokens_; }
+  Tensor<T, Device>& key_tokens() { return keys_.value; }
+  const Tensor<T, Device>& key_tokens() const { return keys_.value; }
   /// V_P: [P, d_out].
-  Tensor<T, Device>& value_tokens() { return value_tokens_; }
-  const Tensor<T, Device>& value_tokens() const { return value_tokens_; }
+  Tensor<T, Device>& value_tokens() { return values_.value; }
+  const Tensor<T, Device>& value_tokens() const { return values_.value; }
+  /// The parameters with their gradients and optimizer state.
+  Parameter<T, Device>& key_parameter() { return keys_; }
+  Parameter<T, Device>& value_parameter() { return values_; }
 
-  /// Visits (name, tensor) of each parameter, with the official names.
+  /// Visits (name, Parameter&) of each parameter, with the official names.
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
-    visit(std::string("key_param_tokens"), key_tokens_);
-    visit(std::string("value_param_tokens"), value_tokens_);
+    visit(std::string("key_param_tokens"), keys_);
+    visit(std::string("value_param_tokens"), values_);
   }
 
   /// Official initialization: keys ~ N(0, key_std), values ~ N(0, value_std), drawn in row order.
   void initialize(Rng& rng, double key_std, double value_std) {
-    fill_normal(key_tokens_, rng, key_std);
-    fill_normal(value_tokens_, rng, value_std);
+    fill_normal(keys_.value, rng, key_std);
+    fill_normal(values_.value, rng, value_std);
   }
 
   /// out = Θ(in · K_Pᵀ) · V_P, or out += ... when `accumulate` (fuses a residual add into the GEMM).
   void forward(TensorView<T, Device> out,          // (M, d_out)
                TensorView<const T, Device> in,      // (M, d_in)
                bool accumulate = false) {
-    const index_t M = in.rows();
-    if (in.cols() != input_features())
+    const index_t M = in.rows(), P = tokens(), din = input_features(), dout = output_features();
+    if (in.cols() != din)
       throw shape_error("Pattention input has " + std::to_string(in.cols()) + " features, expected " +
-                        std::to_string(input_features()));
-    if (out.rows() != M || out.cols() != output_features())
+                        std::to_string(din));
+    if (out.rows() != M || out.cols() != dout)
       throw shape_error("Pattention output has shape " + out.shape().str() + ", expected [" + std::to_string(M) +
-                        ", " + std::to_string(output_features()) + "]");
-    const index_t P = tokens();
+                        ", " + std::to_string(dout) + "]");
     scores_.resize(Shape{M, P});
+    weights_.resize(Shape{M, P});
     // scores = X · K_Pᵀ                                                          (M, P)
-    kernels::gemm(device_, scores_.data(), P, in.data(), input_features(), false, key_tokens_.data(),
-                  input_features(), true, M, P, input_features());
-    // weights = Θ(scores), in place                                               (M, P)
-    kernels::pattention_norm_forward(device_, scores_.data(), scores_.data(), M, P, kind_, scale_tokens());
+    kernels::gemm(device_, scores_.data(), P, in.data(), din, false, keys_.value.data(), din, true, M, P, din);
+    // weights = Θ(scores)                                                          (M, P)
+    kernels::pattention_norm_forward(device_, weights_.data(), scores_.data(), M, P, kind_, scale_tokens());
     // out (+)= weights · V_P                                                      (M, d_out)
-    kernels::gemm(device_, out.data(), output_features(), scores_.data(), P, false, value_tokens_.data(),
-                  output_features(), false, M, output_features(), P, T(1), accumulate ? T(1) : T(0));
+    kernels::gemm(device_, out.data(), dout, weights_.data(), P, false, values_.value.data(), dout, false, M, dout, P,
+                  T(1), accumulate ? T(1) : T(0));
+  }
+
+  /// Backward of the last forward, which received `in`. Adds dL/dK_P and dL/dV_P to the parameters'
+  /// gradients (unless frozen) and writes dL/d_in into d_in (adds to it when `accumulate`).
+  /// Requires training to be enabled (enable_training) and `in` unchanged since the forward.
+  void backward(TensorView<T, Device> d_in,          // (M, d_in)
+                TensorView<const T, Device> d_out,    // (M, d_out)
+                TensorView<const T, Device> in,       // (M, d_in)
+                bool accumulate = false) {
+    const index_t M = in.rows(), P = tokens(), din = input_features(), dout = output_features();
+    if (scores_.rows() != M || scores_.cols() != P)
+      throw shape_error("Pattention backward needs the forward of the same input first");
+    expect_shape(Shape{d_out.rows(), d_out.cols()}, Shape{M, dout}, "Pattention output gradient");
+    expect_shape(Shape{d_in.rows(), d_in.cols()}, Shape{M, din}, "Pattention input gradient");
+    if (!keys_.training_enabled() || !values_.training_enabled())
+      throw argument_error("Pattention backward before enable_training()");
+    // dV_P += weightsᵀ · d_out                                                    (P, d_out)
+    if (!values_.frozen)
+      kernels::gemm(device_, values_.grad.data(), dout, weights_.data(), P, true, d_out.data(), dout, false, P, dout,
+                    M, T(1), T(1));
+    // d_weights = d_out · V_Pᵀ (into the scratch), then d_scores = Θ'ᵀ d_weights (into weights_)  (M, P)
+    d_weights_.resize(Shape{M, P});
+    kernels::gemm(device_, d_weights_.data(), P, d_out.data(), dout, false, values_.value.data(), dout, true, M, P,
+                  dout);
+    kernels::pattention_norm_backward(device_, weights_.data(), d_weights_.data(), scores_.data(), M, P, kind_,
+                                      scale_tokens());
+    const T* d_scores = weights_.data();
+    // dK_P += d_scoresᵀ · X                                                       (P, d_in)
+    if (!keys_.frozen)
+      kernels::gemm(device_, keys_.grad.data(), din, d_scores, P, true, in.data(), din, false, P, din, M, T(1),
+                    T(1));
+    // d_in (+)= d_scores · K_P                                                    (M, d_in)
+    kernels::gemm(device_, d_in.data(), din, d_scores, P, false, keys_.value.data(), din, false, M, din, P, T(1),
+                  accumulate ? T(1) : T(0));
   }
 
  private:
@@ -108,9 +146,11 @@ class Pattention {
   Device device_{};
   Normalization kind_ = Normalization::l2_norm_gelu;
   index_t pinned_scale_tokens_ = 0;
-  Tensor<T, Device> key_tokens_;    // (P, d_in)
-  Tensor<T, Device> value_tokens_;  // (P, d_out)
-  Tensor<T, Device> scores_;        // (M, P) activation cache: Θ(scores) of the last forward
+  Parameter<T, Device> keys_;    // (P, d_in)
+  Parameter<T, Device> values_;  // (P, d_out)
+  Tensor<T, Device> scores_;     // (M, P) activation cache: X·K_Pᵀ of the last forward
+  Tensor<T, Device> weights_;    // (M, P) activation cache: Θ(scores); reused for d_scores in backward
+  Tensor<T, Device> d_weights_;  // (M, P) backward scratch
 };
 
 }  // namespace tokenformer

@@ -3,6 +3,7 @@
 //
 // forward(out, x): q, k, v = Pattention_{query,key,value}(x); rotary on the first rotary_dims of each
 // head of q and k; ctx = causal softmax attention (scale 1/√D); out (+)= Pattention_proj(ctx).
+// backward(d_x, d_out, x) follows the same steps in reverse, from the activations the forward kept.
 // Requires: heads divide hidden; rotary dims even. Shapes: x and out [B*T, C].
 #pragma once
 
@@ -49,7 +50,7 @@ class SelfAttention {
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     const auto prefixed = [&](const char* prefix) {
-      return [&visit, prefix](const std::string& name, Tensor<T, Device>& t) { visit(prefix + name, t); };
+      return [&visit, prefix](const std::string& name, Parameter<T, Device>& p) { visit(prefix + name, p); };
     };
     query.for_each_parameter(prefixed("query."));
     key.for_each_parameter(prefixed("key."));
@@ -74,13 +75,38 @@ class SelfAttention {
     kernels::rotary_forward(device_, k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     kernels::attention_forward(device_, context_.data(), q_.data(), k_.data(), v_.data(), B, T_len, num_heads_, D);
     proj.forward(out, context_, accumulate);                                           // (B*T, C)
+    last_B_ = B;
+    last_T_ = T_len;
+    last_offset_ = position_offset;
+  }
+
+  /// Backward of the last forward (which received x): adds parameter gradients and writes dL/dx into
+  /// d_x (adds to it when `accumulate`).
+  void backward(TensorView<T, Device> d_x,          // (B*T, C)
+                TensorView<const T, Device> d_out,   // (B*T, C)
+                TensorView<const T, Device> x,       // (B*T, C)
+                bool accumulate = false) {
+    const index_t B = last_B_, T_len = last_T_, D = head_dim();
+    const Shape expected{B * T_len, hidden_size_};
+    expect_shape(Shape{x.rows(), x.cols()}, expected, "SelfAttention backward input");
+    for (auto* t : {&d_q_, &d_k_, &d_v_, &d_context_}) t->resize(expected);
+    proj.backward(d_context_, d_out, context_);                                        // (B*T, C)
+    kernels::attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(),
+                                k_.data(), v_.data(), B, T_len, num_heads_, D);
+    kernels::rotary_backward(device_, d_q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
+    kernels::rotary_backward(device_, d_k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
+    query.backward(d_x, d_q_, x, accumulate);
+    key.backward(d_x, d_k_, x, /*accumulate=*/true);
+    value.backward(d_x, d_v_, x, /*accumulate=*/true);
   }
 
  private:
   Device device_{};
   index_t hidden_size_ = 0, num_heads_ = 1, rotary_dims_ = 0;
   double rotary_base_ = 10000.0;
-  Tensor<T, Device> q_, k_, v_, context_;  // (B*T, C) activation cache
+  index_t last_B_ = 0, last_T_ = 0, last_offset_ = 0;
+  Tensor<T, Device> q_, k_, v_, context_;            // (B*T, C) activation cache (q, k after rotary)
+  Tensor<T, Device> d_q_, d_k_, d_v_, d_context_;    // (B*T, C) backward scratch
 };
 
 }  // namespace tokenformer

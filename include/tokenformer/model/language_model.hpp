@@ -7,9 +7,11 @@
 // come from the ModelConfig given at construction. Parameters are visited under the official
 // GPT-NeoX pipeline names (`sequential.0.word_embeddings.weight`, `sequential.{i+2}.attention.query.
 // key_param_tokens`, ..., `sequential.{L+3}.norm.weight`).
-// Requires: token ids in [0, V). Ensures: forward writes [B, T, V] float logits of Config::scalar.
+// Requires: token ids in [0, V). Ensures: forward writes [B, T, V] logits of Config::scalar;
+// forward_backward returns the mean next-token loss and adds its gradient to every parameter.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/parameter.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
@@ -41,33 +44,33 @@ class LanguageModel {
   explicit LanguageModel(const ModelConfig& config, Device device = {}) : config_(config), device_(device) {
     config_.validate();
     check_matches_static<Config>(config_);
-    word_embeddings = Tensor<T, Device>(Shape{config_.vocab_size, config_.hidden_size}, device);
+    word_embeddings = Parameter<T, Device>(Shape{config_.vocab_size, config_.hidden_size}, device);
     layers.reserve(static_cast<std::size_t>(config_.num_layers));
     for (index_t i = 0; i < config_.num_layers; ++i) layers.emplace_back(config_, device);
-    final_norm_weight = Tensor<T, Device>(Shape{config_.hidden_size}, device);
-    final_norm_bias = Tensor<T, Device>(Shape{config_.hidden_size}, device);
+    final_norm_weight = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
+    final_norm_bias = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
-    final_norm_weight.copy_from_host(ones.data());
+    final_norm_weight.value.copy_from_host(ones.data());
   }
 
   const ModelConfig& config() const { return config_; }
-  index_t vocab_size() const { return word_embeddings.dim(0); }
+  index_t vocab_size() const { return word_embeddings.value.dim(0); }
   index_t hidden_size() const { return config_.hidden_size; }
   const Device& device() const { return device_; }
 
-  Tensor<T, Device> word_embeddings;    // (V, C), also the output head
+  Parameter<T, Device> word_embeddings;    // (V, C), also the output head
   std::vector<Layer> layers;
-  Tensor<T, Device> final_norm_weight;  // (C)
-  Tensor<T, Device> final_norm_bias;    // (C)
+  Parameter<T, Device> final_norm_weight;  // (C)
+  Parameter<T, Device> final_norm_bias;    // (C)
 
-  /// Visits (official name, tensor) of every parameter.
+  /// Visits (official name, Parameter&) of every parameter.
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     visit(std::string("sequential.0.word_embeddings.weight"), word_embeddings);
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
       layers[i].for_each_parameter(
-          [&visit, &prefix](const std::string& name, Tensor<T, Device>& t) { visit(prefix + name, t); });
+          [&visit, &prefix](const std::string& name, Parameter<T, Device>& p) { visit(prefix + name, p); });
     }
     const std::string norm = "sequential." + std::to_string(layers.size() + 3) + ".norm.";
     visit(norm + "weight", final_norm_weight);
@@ -77,7 +80,7 @@ class LanguageModel {
   /// Number of scalar parameters.
   index_t parameter_count() {
     index_t n = 0;
-    for_each_parameter([&n](const std::string&, Tensor<T, Device>& t) { n += t.size(); });
+    for_each_parameter([&n](const std::string&, Parameter<T, Device>& p) { n += p.size(); });
     return n;
   }
 
@@ -85,44 +88,37 @@ class LanguageModel {
   /// (the "wang" init), final norm weight 1 and bias 0.
   void initialize(Rng& rng) {
     const double small = 0.02;
-    const double wang = 2.0 / static_cast<double>(config_.num_layers) / std::sqrt(static_cast<double>(config_.hidden_size));
+    const double wang =
+        2.0 / static_cast<double>(config_.num_layers) / std::sqrt(static_cast<double>(config_.hidden_size));
     std::vector<T> host(static_cast<std::size_t>(word_embeddings.size()));
     for (auto& x : host) x = static_cast<T>(rng.normal(0.0, small));
-    word_embeddings.copy_from_host(host.data());
+    word_embeddings.value.copy_from_host(host.data());
     for (auto& layer : layers) {
       for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj,
                       &layer.ffn})
         p->initialize(rng, small, wang);
     }
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
-    final_norm_weight.copy_from_host(ones.data());
-    final_norm_bias.set_zero();
+    final_norm_weight.value.copy_from_host(ones.data());
+    final_norm_bias.value.set_zero();
+  }
+
+  /// Allocates gradients and AdamW moments for every parameter (zero).
+  void enable_training() {
+    for_each_parameter([](const std::string&, Parameter<T, Device>& p) { p.enable_training(); });
+  }
+  void zero_grad() {
+    for_each_parameter([](const std::string&, Parameter<T, Device>& p) { p.zero_grad(); });
   }
 
   /// logits[b, t, :] for token ids [B, T] given in host memory (row-major). Throws argument_error for
   /// an id outside [0, V) and shape_error if logits is not [B, T, V] or [B*T, V].
-  void forward(TensorView<T, Device> logits, const std::int32_t* tokens, index_t B, index_t T_len,
-               index_t position_offset = 0) {
-    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
-    if (B <= 0 || T_len <= 0) throw shape_error("forward needs B > 0 and T > 0");
+  void forward(TensorView<T, Device> logits, const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t M = B * T_len, V = vocab_size();
     if (logits.size() != M * V || logits.cols() != V)
       throw shape_error("logits have shape " + logits.shape().str() + ", expected [" + std::to_string(B) + ", " +
                         std::to_string(T_len) + ", " + std::to_string(V) + "]");
-    for (index_t i = 0; i < M; ++i)
-      if (tokens[i] < 0 || tokens[i] >= V)
-        throw argument_error("token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
-                             " is outside the vocabulary [0, " + std::to_string(V) + ")");
-    token_ids_.resize(Shape{M});
-    token_ids_.copy_from_host(tokens);
-    residual_.resize(Shape{M, C});
-    normed_.resize(Shape{M, C});
-    kernels::embedding_forward(device_, residual_.data(), token_ids_.data(), word_embeddings.data(), M, C);
-    for (auto& layer : layers) layer.forward(residual_, residual_, B, T_len, position_offset);
-    kernels::layer_norm_forward(device_, normed_.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr),
-                                residual_.data(), final_norm_weight.data(), final_norm_bias.data(), M, C,
-                                config_.layernorm_epsilon);
-    // logits = LN(x) · Eᵀ                                                              (B*T, V)
-    kernels::gemm(device_, logits.data(), V, normed_.data(), C, false, word_embeddings.data(), C, true, M, V, C);
+    forward_to_logits(logits.data(), tokens, B, T_len);
   }
 
   /// Convenience: returns logits [B, T, V] for `tokens` (B*T ids, row-major).
@@ -134,12 +130,78 @@ class LanguageModel {
     return logits;
   }
 
+  /// One training forward and backward pass. `targets` [B, T] (host) holds the id to predict at each
+  /// position, or −1 to skip it. Returns the mean loss over counted positions and adds
+  /// grad_scale · d(mean loss)/dθ to every parameter's gradient (grad_scale < 1 for accumulation).
+  double forward_backward(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len,
+                          double grad_scale = 1.0) {
+    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
+    index_t counted = 0;
+    for (index_t i = 0; i < M; ++i) {
+      if (targets[i] >= V || targets[i] < -1)
+        throw argument_error("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(V) + ") (use -1 to skip)");
+      counted += targets[i] >= 0;
+    }
+    if (counted == 0) throw argument_error("forward_backward needs at least one target");
+    if (!word_embeddings.training_enabled()) enable_training();
+    logits_.resize(Shape{M, V});
+    forward_to_logits(logits_.data(), tokens, B, T_len);
+    target_ids_.resize(Shape{M});
+    target_ids_.copy_from_host(targets);
+    // loss and d_logits, in place of the logits                                        (B*T, V)
+    const double total = kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
+                                                                 target_ids_.data(), M, V,
+                                                                 grad_scale / static_cast<double>(counted));
+    // logits = LN(x) · Eᵀ:  d_normed = d_logits · E,  dE += d_logitsᵀ · LN(x)
+    d_residual_.resize(Shape{M, C});
+    d_normed_.resize(Shape{M, C});
+    kernels::gemm(device_, d_normed_.data(), C, logits_.data(), V, false, word_embeddings.value.data(), C, false, M, C,
+                  V);
+    kernels::gemm(device_, word_embeddings.grad.data(), C, logits_.data(), V, true, normed_.data(), C, false, V, C, M,
+                  T(1), T(1));
+    const T* last = residuals_[layers.size()].data();
+    kernels::layer_norm_backward(device_, d_residual_.data(), final_norm_weight.grad.data(),
+                                 final_norm_bias.grad.data(), d_normed_.data(), last, final_norm_weight.value.data(),
+                                 final_mean_.data(), final_rstd_.data(), M, C);
+    for (std::size_t l = layers.size(); l-- > 0;) layers[l].backward(d_residual_, d_residual_, residuals_[l]);
+    kernels::embedding_backward(device_, word_embeddings.grad.data(), d_residual_.data(), token_ids_.data(), M, C);
+    return total / static_cast<double>(counted);
+  }
+
  private:
+  /// The forward pass into raw logits memory (B*T, V); keeps every activation backward needs.
+  void forward_to_logits(T* logits, const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
+    if (B <= 0 || T_len <= 0) throw shape_error("forward needs B > 0 and T > 0");
+    for (index_t i = 0; i < M; ++i)
+      if (tokens[i] < 0 || tokens[i] >= V)
+        throw argument_error("token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    token_ids_.resize(Shape{M});
+    token_ids_.copy_from_host(tokens);
+    residuals_.resize(layers.size() + 1);
+    for (auto& r : residuals_) r.resize(Shape{M, C});
+    normed_.resize(Shape{M, C});
+    final_mean_.resize(Shape{M});
+    final_rstd_.resize(Shape{M});
+    kernels::embedding_forward(device_, residuals_[0].data(), token_ids_.data(), word_embeddings.value.data(), M, C);
+    for (std::size_t l = 0; l < layers.size(); ++l) layers[l].forward(residuals_[l + 1], residuals_[l], B, T_len);
+    kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(),
+                                residuals_[layers.size()].data(), final_norm_weight.value.data(),
+                                final_norm_bias.value.data(), M, C, config_.layernorm_epsilon);
+    // logits = LN(x) · Eᵀ                                                              (B*T, V)
+    kernels::gemm(device_, logits, V, normed_.data(), C, false, word_embeddings.value.data(), C, true, M, V, C);
+  }
+
   ModelConfig config_;
   Device device_{};
-  Tensor<std::int32_t, Device> token_ids_;  // (B*T)
-  Tensor<T, Device> residual_;              // (B*T, C)
-  Tensor<T, Device> normed_;                // (B*T, C)
+  Tensor<std::int32_t, Device> token_ids_, target_ids_;  // (B*T)
+  std::vector<Tensor<T, Device>> residuals_;             // L+1 x (B*T, C): the input of each block, then the output
+  Tensor<T, Device> normed_;                             // (B*T, C) final LayerNorm output
+  Tensor<T, Device> final_mean_, final_rstd_;            // (B*T)
+  Tensor<T, Device> logits_;                             // (B*T, V) training logits, then their gradient
+  Tensor<T, Device> d_residual_, d_normed_;              // (B*T, C) backward scratch
 };
 
 }  // namespace tokenformer
