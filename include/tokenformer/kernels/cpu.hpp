@@ -1,6 +1,7 @@
 // tokenformer/kernels/cpu.hpp: every CPU kernel.
 #pragma once
 
+#include "tokenformer/kernels/cpu/adamw.hpp"
 #include "tokenformer/kernels/cpu/attention.hpp"
 #include "tokenformer/kernels/cpu/cross_entropy.hpp"
 #include "tokenformer/kernels/cpu/elementwise.hpp"

@@ -1,6 +1,7 @@
 // tokenformer/kernels/reference.hpp: every plain reference kernel (the specification and test oracle).
 #pragma once
 
+#include "tokenformer/kernels/reference/adamw.hpp"
 #include "tokenformer/kernels/reference/attention.hpp"
 #include "tokenformer/kernels/reference/cross_entropy.hpp"
 #include "tokenformer/kernels/reference/embedding.hpp"

@@ -130,6 +130,26 @@ class LanguageModel {
     return logits;
   }
 
+  /// Mean loss over positions whose target is not −1, without gradients (for evaluation).
+  double loss(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len) {
+    const index_t M = B * T_len, V = vocab_size();
+    index_t counted = 0;
+    for (index_t i = 0; i < M; ++i) {
+      if (targets[i] >= V || targets[i] < -1)
+        throw argument_error("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(V) + ") (use -1 to skip)");
+      counted += targets[i] >= 0;
+    }
+    if (counted == 0) throw argument_error("loss needs at least one target");
+    logits_.resize(Shape{M, V});
+    forward_to_logits(logits_.data(), tokens, B, T_len);
+    target_ids_.resize(Shape{M});
+    target_ids_.copy_from_host(targets);
+    const double total = kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
+                                                                 target_ids_.data(), M, V, 0.0);
+    return total / static_cast<double>(counted);
+  }
+
   /// One training forward and backward pass. `targets` [B, T] (host) holds the id to predict at each
   /// position, or −1 to skip it. Returns the mean loss over counted positions and adds
   /// grad_scale · d(mean loss)/dθ to every parameter's gradient (grad_scale < 1 for accumulation).

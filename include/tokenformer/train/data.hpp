@@ -1,0 +1,108 @@
+// tokenformer/train/data.hpp: byte-level tokenizer and a text corpus that yields training batches.
+//
+// ByteTokenizer maps each byte to its value (0..255) and reserves id 256 for end-of-text.
+// TextCorpus reads text files (by default the English fortunes of Debian's `fortunes` package),
+// joins them with end-of-text separators, keeps the last `validation_fraction` as held-out data,
+// and draws random [B, T] windows with next-token targets from a seeded Rng.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tokenformer/core/error.hpp"
+#include "tokenformer/core/rng.hpp"
+#include "tokenformer/io/config_file.hpp"
+
+namespace tokenformer {
+
+struct ByteTokenizer {
+  static constexpr std::int32_t end_of_text = 256;
+  static constexpr std::int32_t vocab_size = 257;
+
+  static std::vector<std::int32_t> encode(const std::string& text) {
+    std::vector<std::int32_t> ids(text.size());
+    std::transform(text.begin(), text.end(), ids.begin(),
+                   [](char c) { return static_cast<std::int32_t>(static_cast<unsigned char>(c)); });
+    return ids;
+  }
+  /// Bytes of the ids below 256; end-of-text becomes '\n'. Throws on ids outside [0, 257).
+  static std::string decode(const std::vector<std::int32_t>& ids) {
+    std::string text;
+    for (auto id : ids) {
+      if (id < 0 || id > end_of_text) throw argument_error("byte tokenizer: id " + std::to_string(id) + " out of range");
+      text += id == end_of_text ? '\n' : static_cast<char>(static_cast<unsigned char>(id));
+    }
+    return text;
+  }
+};
+
+/// A training batch: tokens [B, T] and next-token targets [B, T], row-major.
+struct Batch {
+  std::int64_t batch_size = 0, sequence_length = 0;
+  std::vector<std::int32_t> tokens, targets;
+};
+
+class TextCorpus {
+ public:
+  /// The English text files of Debian's fortunes package (the files without an extension).
+  static std::vector<std::string> default_files(const std::string& directory = "/usr/share/games/fortunes") {
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(directory, ec))
+      if (entry.is_regular_file() && !entry.path().has_extension()) files.push_back(entry.path().string());
+    if (ec || files.empty())
+      throw file_error("no corpus files in " + directory + " (install Debian's 'fortunes' package, or pass a text file)");
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+
+  /// Reads `files` (each a text file) and keeps the last `validation_fraction` for validation.
+  explicit TextCorpus(const std::vector<std::string>& files, double validation_fraction = 0.1) {
+    if (files.empty()) throw argument_error("TextCorpus needs at least one file");
+    if (!(validation_fraction > 0.0 && validation_fraction < 1.0))
+      throw argument_error("validation_fraction must be in (0, 1)");
+    std::vector<std::int32_t> all;
+    for (const auto& path : files) {
+      const auto ids = ByteTokenizer::encode(io::read_text_file(path, std::size_t{1} << 31));
+      all.insert(all.end(), ids.begin(), ids.end());
+      all.push_back(ByteTokenizer::end_of_text);
+    }
+    const auto split = static_cast<std::size_t>(static_cast<double>(all.size()) * (1.0 - validation_fraction));
+    train_.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(split));
+    validation_.assign(all.begin() + static_cast<std::ptrdiff_t>(split), all.end());
+  }
+
+  const std::vector<std::int32_t>& train_tokens() const { return train_; }
+  const std::vector<std::int32_t>& validation_tokens() const { return validation_; }
+
+  /// B random windows of T+1 consecutive tokens from the training (or validation) split.
+  Batch sample(Rng& rng, std::int64_t B, std::int64_t T, bool validation = false) const {
+    const auto& data = validation ? validation_ : train_;
+    if (B <= 0 || T <= 0) throw argument_error("batch size and sequence length must be positive");
+    if (static_cast<std::int64_t>(data.size()) < T + 2)
+      throw argument_error(std::string(validation ? "validation" : "training") + " split has " +
+                           std::to_string(data.size()) + " tokens, too few for sequences of " + std::to_string(T));
+    Batch batch;
+    batch.batch_size = B;
+    batch.sequence_length = T;
+    batch.tokens.resize(static_cast<std::size_t>(B * T));
+    batch.targets.resize(batch.tokens.size());
+    const std::uint64_t starts = data.size() - static_cast<std::size_t>(T);
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::size_t start = static_cast<std::size_t>(rng.below(starts));
+      for (std::int64_t t = 0; t < T; ++t) {
+        batch.tokens[static_cast<std::size_t>(b * T + t)] = data[start + static_cast<std::size_t>(t)];
+        batch.targets[static_cast<std::size_t>(b * T + t)] = data[start + static_cast<std::size_t>(t) + 1];
+      }
+    }
+    return batch;
+  }
+
+ private:
+  std::vector<std::int32_t> train_, validation_;
+};
+
+}  // namespace tokenformer

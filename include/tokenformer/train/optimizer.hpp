@@ -1,0 +1,108 @@
+// tokenformer/train/optimizer.hpp: AdamW with decoupled weight decay, global-norm gradient clipping
+// and the checks that stop training on NaN or Inf.
+//
+// Works on anything with for_each_parameter(visitor(name, Parameter&)): the optimizer keeps no list
+// of its own; the moments live in each Parameter. Frozen parameters are skipped; parameters with
+// weight_decay == false (norm weights and biases) get no decay, as in the official recipe.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tokenformer/core/error.hpp"
+#include "tokenformer/core/parameter.hpp"
+#include "tokenformer/kernels/kernels.hpp"
+
+namespace tokenformer {
+
+/// The official TokenFormer recipe: lr 6e-4, betas 0.9/0.95, eps 1e-8, weight decay 0.1.
+struct AdamWOptions {
+  double lr = 6e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+class AdamW {
+ public:
+  explicit AdamW(AdamWOptions options = {}) : options_(options) {
+    if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1))
+      throw config_error("AdamW betas must be in [0, 1)");
+    if (!(options.eps > 0) || !(options.weight_decay >= 0)) throw config_error("AdamW needs eps > 0 and weight_decay >= 0");
+  }
+
+  const AdamWOptions& options() const { return options_; }
+  /// Number of steps taken (the bias corrections use it).
+  long step_count() const { return step_; }
+  void set_step_count(long step) { step_ = step; }
+
+  /// One update of every trainable parameter of `model` from its gradient, with learning rate `lr`.
+  template <class Model>
+  void step(Model& model, double lr) {
+    ++step_;
+    model.for_each_parameter([&](const std::string& name, auto& p) {
+      if (p.frozen) return;
+      if (!p.training_enabled()) throw argument_error("AdamW step: parameter '" + name + "' has no gradient");
+      kernels::adamw_step(p.value.device(), p.value.data(), p.first_moment.data(), p.second_moment.data(),
+                          p.grad.data(), p.size(), lr, options_.beta1, options_.beta2, options_.eps,
+                          p.weight_decay ? options_.weight_decay : 0.0, step_);
+    });
+  }
+
+ private:
+  AdamWOptions options_;
+  long step_ = 0;
+};
+
+/// √(Σ over parameters of Σ grad²): the global gradient norm.
+template <class Model>
+double global_gradient_norm(Model& model) {
+  double total = 0.0;
+  model.for_each_parameter([&](const std::string&, auto& p) {
+    if (!p.frozen && p.grad.size() != 0) total += kernels::sum_of_squares(p.grad.device(), p.grad.data(), p.grad.size());
+  });
+  return std::sqrt(total);
+}
+
+/// Scales all gradients so that their global norm is at most `max_norm` (torch's clip_grad_norm_:
+/// factor max_norm / (norm + 1e-6) when below 1). Returns the norm before clipping.
+template <class Model>
+double clip_gradient_norm(Model& model, double max_norm) {
+  const double norm = global_gradient_norm(model);
+  const double factor = max_norm / (norm + 1e-6);
+  if (factor < 1.0)
+    model.for_each_parameter([&](const std::string&, auto& p) {
+      using T = typename std::decay_t<decltype(p.value)>::value_type;
+      if (!p.frozen && p.grad.size() != 0) kernels::scale(p.grad.device(), p.grad.data(), static_cast<T>(factor), p.grad.size());
+    });
+  return norm;
+}
+
+/// Throws numeric_error naming the step and the first parameter whose value or gradient holds NaN
+/// or Inf (or the loss, if it is not finite).
+template <class Model>
+void check_finite(Model& model, long step, double loss) {
+  const std::string at = "step " + std::to_string(step) + ": ";
+  if (!std::isfinite(loss)) throw numeric_error(at + "the loss is " + std::to_string(loss));
+  model.for_each_parameter([&](const std::string& name, auto& p) {
+    using T = typename std::decay_t<decltype(p.value)>::value_type;
+    for (const auto* t : {&p.grad, &p.value}) {
+      if (t->size() == 0) continue;
+      index_t where = -1;
+      if constexpr (device_memory<std::decay_t<decltype(p.value.device())>>::host_accessible) {
+        where = kernels::first_non_finite(t->device(), t->data(), t->size());
+      } else {
+        std::vector<T> host(static_cast<std::size_t>(t->size()));
+        t->copy_to_host(host.data());
+        where = kernels::first_non_finite(cpu{}, host.data(), t->size());
+      }
+      if (where >= 0)
+        throw numeric_error(at + std::string(t == &p.grad ? "the gradient of '" : "parameter '") + name +
+                            "' holds a non-finite value at index " + std::to_string(where));
+    }
+  });
+}
+
+}  // namespace tokenformer

@@ -1,0 +1,162 @@
+// tokenformer/train/trainer.hpp: the training loop: batches, forward/backward with gradient
+// accumulation, clipping, the NaN/Inf check, AdamW with a warmup + cosine schedule, periodic
+// validation and checkpoints, and exact resumption.
+//
+// Determinism: batches come from an Rng seeded by `seed` whose state is saved in checkpoints; the
+// validation batches are drawn once from a separate fixed seed. With the same thread count, a run
+// resumed from a checkpoint reproduces the losses of an uninterrupted run exactly.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tokenformer/core/error.hpp"
+#include "tokenformer/core/rng.hpp"
+#include "tokenformer/io/atomic_file.hpp"
+#include "tokenformer/train/checkpoint.hpp"
+#include "tokenformer/train/data.hpp"
+#include "tokenformer/train/optimizer.hpp"
+#include "tokenformer/train/schedule.hpp"
+
+namespace tokenformer {
+
+struct TrainerOptions {
+  std::int64_t batch_size = 32;
+  std::int64_t sequence_length = 128;
+  long steps = 1000;                 ///< total optimizer steps
+  int accumulation_steps = 1;        ///< micro-batches per optimizer step
+  AdamWOptions adamw{};              ///< adamw.lr is the peak learning rate
+  double min_lr = 6e-5;              ///< the cosine schedule ends here
+  long warmup_steps = 100;
+  double clip_norm = 1.0;            ///< global gradient norm limit (0: no clipping)
+  long eval_every = 100;             ///< validation every N steps (and after the last); 0: never
+  std::int64_t eval_batches = 8;     ///< validation batches (fixed for the whole run)
+  std::uint64_t seed = 1234;
+
+  void validate() const {
+    if (batch_size <= 0 || sequence_length <= 0 || steps <= 0 || accumulation_steps <= 0 || eval_batches <= 0)
+      throw config_error("trainer sizes must be positive");
+    if (warmup_steps < 0 || eval_every < 0 || clip_norm < 0) throw config_error("trainer options must not be negative");
+  }
+};
+
+/// What one optimizer step did.
+struct StepRecord {
+  long step = 0;                 ///< 1-based number of this step
+  double loss = 0;               ///< mean training loss over its micro-batches
+  double validation_loss = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not evaluated
+  double lr = 0;
+  double gradient_norm = 0;      ///< before clipping
+  double tokens_per_second = 0;  ///< of this step
+  double elapsed_seconds = 0;    ///< since the trainer started (or resumed)
+};
+
+template <class Model>
+class Trainer {
+ public:
+  Trainer(Model& model, const TextCorpus& corpus, TrainerOptions options)
+      : model_(model), corpus_(corpus), options_(options), optimizer_(options.adamw), data_rng_(options.seed) {
+    options_.validate();
+    schedule_ = CosineSchedule{options_.adamw.lr, options_.min_lr, options_.warmup_steps, options_.steps};
+    schedule_.validate();
+    Rng validation_rng(0x5eedba5eULL);  // fixed: the same validation set for every run and resume
+    for (std::int64_t i = 0; i < options_.eval_batches; ++i)
+      validation_.push_back(corpus_.sample(validation_rng, options_.batch_size, options_.sequence_length, true));
+    model_.enable_training();
+    start_ = std::chrono::steady_clock::now();
+  }
+
+  long step() const { return step_; }
+  bool done() const { return step_ >= options_.steps; }
+  const TrainerOptions& options() const { return options_; }
+  const std::vector<StepRecord>& history() const { return history_; }
+  AdamW& optimizer() { return optimizer_; }
+  /// Tokens consumed per optimizer step.
+  std::int64_t tokens_per_step() const {
+    return options_.batch_size * options_.sequence_length * options_.accumulation_steps;
+  }
+
+  /// One optimizer step. Throws numeric_error (naming the step and tensor) on NaN or Inf.
+  StepRecord train_step() {
+    const auto begin = std::chrono::steady_clock::now();
+    model_.zero_grad();
+    double loss = 0.0;
+    for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
+      const Batch batch = corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length);
+      loss += model_.forward_backward(batch.tokens.data(), batch.targets.data(), batch.batch_size,
+                                      batch.sequence_length, 1.0 / options_.accumulation_steps);
+    }
+    loss /= options_.accumulation_steps;
+    StepRecord record;
+    record.step = step_ + 1;
+    check_finite(model_, record.step, loss);
+    record.gradient_norm = options_.clip_norm > 0 ? clip_gradient_norm(model_, options_.clip_norm)
+                                                  : global_gradient_norm(model_);
+    record.lr = schedule_(step_);
+    optimizer_.step(model_, record.lr);
+    ++step_;
+    record.loss = loss;
+    const auto end = std::chrono::steady_clock::now();
+    record.tokens_per_second =
+        static_cast<double>(tokens_per_step()) / std::chrono::duration<double>(end - begin).count();
+    if (options_.eval_every > 0 && (step_ % options_.eval_every == 0 || step_ == options_.steps))
+      record.validation_loss = evaluate();
+    record.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    history_.push_back(record);
+    return record;
+  }
+
+  /// Mean loss over the fixed validation batches.
+  double evaluate() {
+    double total = 0.0;
+    for (const auto& batch : validation_)
+      total += model_.loss(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.sequence_length);
+    return total / static_cast<double>(validation_.size());
+  }
+
+  /// Saves weights, optimizer state, step and sampler state (atomically).
+  void save(const std::string& path) {
+    io::save_training_checkpoint(path, model_, optimizer_, io::TrainingState{step_, data_rng_.state()});
+  }
+  /// Continues from a checkpoint written by save(); the next step is the one after the saved step.
+  void resume(const std::string& path) {
+    const auto state = io::load_training_checkpoint(path, model_, optimizer_);
+    if (state.step > options_.steps)
+      throw config_error("checkpoint is at step " + std::to_string(state.step) + ", beyond the " +
+                         std::to_string(options_.steps) + " steps of this run");
+    step_ = state.step;
+    data_rng_.set_state(state.data_rng);
+  }
+
+ private:
+  Model& model_;
+  const TextCorpus& corpus_;
+  TrainerOptions options_;
+  AdamW optimizer_;
+  CosineSchedule schedule_;
+  Rng data_rng_;
+  std::vector<Batch> validation_;
+  std::vector<StepRecord> history_;
+  long step_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// Writes the history as CSV: step,loss,validation_loss,lr,gradient_norm,tokens_per_second,elapsed_seconds.
+inline void write_history_csv(const std::string& path, const std::vector<StepRecord>& history) {
+  std::string text = "step,loss,validation_loss,lr,gradient_norm,tokens_per_second,elapsed_seconds\n";
+  char line[256];
+  for (const auto& r : history) {
+    std::snprintf(line, sizeof line, "%ld,%.6f,%s,%.6g,%.6g,%.1f,%.2f\n", r.step, r.loss,
+                  std::isnan(r.validation_loss) ? "" : std::to_string(r.validation_loss).c_str(), r.lr,
+                  r.gradient_norm, r.tokens_per_second, r.elapsed_seconds);
+    text += line;
+  }
+  io::write_file_atomically(path, [&](io::FileSink& sink) { sink.write(text.data(), text.size()); });
+}
+
+}  // namespace tokenformer

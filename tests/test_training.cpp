@@ -1,0 +1,240 @@
+// Training: AdamW against torch, schedule, clipping, NaN detection, data, checkpoints and exact resume.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.hpp"
+#include "tokenformer/core/presets.hpp"
+#include "tokenformer/io/safetensors.hpp"
+#include "tokenformer/kernels/cpu.hpp"
+#include "tokenformer/kernels/reference.hpp"
+#include "tokenformer/model/generation.hpp"
+#include "tokenformer/model/language_model.hpp"
+#include "tokenformer/train/checkpoint.hpp"
+#include "tokenformer/train/data.hpp"
+#include "tokenformer/train/optimizer.hpp"
+#include "tokenformer/train/schedule.hpp"
+#include "tokenformer/train/trainer.hpp"
+
+using namespace tokenformer;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("tokenformer_test_" + std::to_string(::getpid()) + "_" + name))
+      .string();
+}
+
+/// A small corpus file of real-looking text, written once per test.
+std::string write_corpus() {
+  const std::string path = temp_path("corpus.txt");
+  std::ofstream out(path);
+  for (int i = 0; i < 300; ++i)
+    out << "The quick brown fox " << i % 17 << " jumps over the lazy dog. A stitch in time saves nine.\n";
+  return path;
+}
+
+struct TinyModel : presets::Tiny {
+  static constexpr index_t num_layers = 1, hidden_size = 32, num_heads = 2;
+  static constexpr index_t qkv_tokens = 16, proj_tokens = 16, ffn_tokens = 32;
+};
+
+struct Wider : TinyModel {
+  static constexpr index_t ffn_tokens = 48;
+};
+
+}  // namespace
+
+TEST_CASE("AdamW cpu kernel matches the reference step", "[training][adamw]") {
+  const auto g = test_util::random_vector<float>(1000, 1);
+  auto p = test_util::random_vector<float>(1000, 2), m = test_util::random_vector<float>(1000, 3);
+  auto v = test_util::random_vector<float>(1000, 4);
+  for (auto& x : v) x = x * x;
+  auto rp = p, rm = m, rv = v;
+  kernels::adamw_step(cpu{}, p.data(), m.data(), v.data(), g.data(), 1000, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7);
+  kernels::reference::adamw_step(rp.data(), rm.data(), rv.data(), g.data(), 1000, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7);
+  // float computation against double: compare relative to magnitude (v reaches ~10).
+  CHECK(test_util::max_scaled_diff(p, rp) <= 1e-6);
+  CHECK(test_util::max_scaled_diff(m, rm) <= 1e-6);
+  CHECK(test_util::max_scaled_diff(v, rv) <= 1e-6);
+}
+
+TEST_CASE("CosineSchedule: linear warmup, cosine decay to the minimum", "[training][schedule]") {
+  CosineSchedule s{1.0, 0.1, 10, 110};
+  CHECK(s(0) == Approx(0.1));
+  CHECK(s(9) == Approx(1.0));
+  CHECK(s(10) == Approx(1.0));
+  CHECK(s(60) == Approx(0.55));  // half way: (max + min) / 2
+  CHECK(s(110) == Approx(0.1));
+  CHECK(s(500) == Approx(0.1));
+  CHECK_THROWS_AS((CosineSchedule{0.1, 1.0, 1, 10}.validate()), config_error);
+}
+
+TEST_CASE("Gradient clipping scales the global norm to the limit", "[training][clip]") {
+  LanguageModel<TinyModel> model;
+  model.enable_training();
+  model.for_each_parameter([](const std::string&, Parameter<float>& p) {
+    for (index_t i = 0; i < p.size(); ++i) p.grad[i] = 1.0f;
+  });
+  const double norm = global_gradient_norm(model);
+  CHECK(norm == Approx(std::sqrt(static_cast<double>(model.parameter_count()))));
+  CHECK(clip_gradient_norm(model, 1.0) == Approx(norm));
+  CHECK(global_gradient_norm(model) == Approx(1.0).epsilon(1e-5));
+  CHECK(clip_gradient_norm(model, 10.0) == Approx(1.0).epsilon(1e-5));  // below the limit: unchanged
+  CHECK(global_gradient_norm(model) == Approx(1.0).epsilon(1e-5));
+}
+
+TEST_CASE("check_finite names the step and the first tensor holding NaN or Inf", "[training][numerics]") {
+  LanguageModel<TinyModel> model;
+  model.enable_training();
+  CHECK_NOTHROW(check_finite(model, 3, 1.5));
+  CHECK_THROWS_WITH(check_finite(model, 3, std::numeric_limits<double>::quiet_NaN()),
+                    Catch::Contains("step 3: the loss is nan"));
+  model.layers[0].ffn.value_parameter().grad[5] = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(check_finite(model, 12, 1.0),
+                    Catch::Contains("step 12: the gradient of 'sequential.2.mlp.value_param_tokens' holds a "
+                                    "non-finite value at index 5"));
+}
+
+TEST_CASE("Training stops with a clear error when the model produces NaN", "[training][numerics]") {
+  const std::string corpus_path = write_corpus();
+  TextCorpus corpus({corpus_path});
+  LanguageModel<TinyModel> model;
+  Rng rng(1);
+  model.initialize(rng);
+  model.layers[0].attention.value.value_tokens()[3] = std::numeric_limits<float>::quiet_NaN();
+  TrainerOptions options;
+  options.batch_size = 2;
+  options.sequence_length = 16;
+  options.steps = 3;
+  options.eval_every = 0;
+  options.eval_batches = 1;
+  Trainer<LanguageModel<TinyModel>> trainer(model, corpus, options);
+  CHECK_THROWS_WITH(trainer.train_step(), Catch::Contains("step 1:"));
+  std::remove(corpus_path.c_str());
+}
+
+TEST_CASE("ByteTokenizer and TextCorpus", "[training][data]") {
+  CHECK(ByteTokenizer::encode("A\xff") == std::vector<std::int32_t>{65, 255});
+  CHECK(ByteTokenizer::decode({72, 105, 256}) == "Hi\n");
+  CHECK_THROWS_AS(ByteTokenizer::decode({300}), argument_error);
+  const std::string path = write_corpus();
+  TextCorpus corpus({path}, 0.1);
+  const auto total = corpus.train_tokens().size() + corpus.validation_tokens().size();
+  CHECK(corpus.validation_tokens().size() == Approx(0.1 * static_cast<double>(total)).margin(2));
+  CHECK(corpus.validation_tokens().back() == ByteTokenizer::end_of_text);
+  Rng a(5), b(5);
+  const Batch x = corpus.sample(a, 4, 32), y = corpus.sample(b, 4, 32);
+  CHECK(x.tokens == y.tokens);
+  for (std::size_t i = 0; i + 1 < 32; ++i) CHECK(x.targets[i] == x.tokens[i + 1]);  // targets are shifted tokens
+  CHECK_THROWS_AS(TextCorpus({"/nonexistent/file"}), file_error);
+  CHECK_THROWS_AS(corpus.sample(a, 1, 1 << 20), argument_error);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("Training reduces the loss, and resuming from a checkpoint reproduces the uninterrupted run exactly",
+          "[training][resume]") {
+  const std::string corpus_path = write_corpus(), checkpoint = temp_path("resume.safetensors");
+  TextCorpus corpus({corpus_path});
+  TrainerOptions options;
+  options.batch_size = 4;
+  options.sequence_length = 32;
+  options.steps = 12;
+  options.warmup_steps = 2;
+  options.adamw.lr = 3e-3;
+  options.eval_every = 4;
+  options.eval_batches = 2;
+  using Model = LanguageModel<TinyModel>;
+
+  Model straight_model;
+  Rng init(7);
+  straight_model.initialize(init);
+  Trainer<Model> straight(straight_model, corpus, options);
+  std::vector<double> expected;
+  while (!straight.done()) expected.push_back(straight.train_step().loss);
+  CHECK(expected.back() < expected.front() - 0.5);
+
+  Model first_model;
+  Rng init2(7);
+  first_model.initialize(init2);
+  Trainer<Model> first(first_model, corpus, options);
+  std::vector<double> resumed;
+  for (int i = 0; i < 5; ++i) resumed.push_back(first.train_step().loss);
+  first.save(checkpoint);
+
+  Model second_model;  // fresh weights: everything must come from the checkpoint
+  Trainer<Model> second(second_model, corpus, options);
+  second.resume(checkpoint);
+  CHECK(second.step() == 5);
+  while (!second.done()) resumed.push_back(second.train_step().loss);
+  REQUIRE(resumed.size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) CHECK(resumed[i] == expected[i]);  // bit-identical
+  CHECK(second.history().back().validation_loss == straight.history().back().validation_loss);
+
+  // A checkpoint of another shape is refused with a message naming the tensor.
+  LanguageModel<Wider> other;
+  Trainer<LanguageModel<Wider>> wrong(other, corpus, options);
+  CHECK_THROWS_WITH(wrong.resume(checkpoint), Catch::Contains("mlp.key_param_tokens' has shape [32, 32], expected [48, 32]"));
+  std::remove(checkpoint.c_str());
+  std::remove(corpus_path.c_str());
+}
+
+TEST_CASE("A crash while saving a checkpoint leaves the previous checkpoint intact", "[training][checkpoint]") {
+  const std::string path = temp_path("crash.safetensors");
+  LanguageModel<TinyModel> model;
+  Rng rng(3);
+  model.initialize(rng);
+  AdamW optimizer;
+  io::save_training_checkpoint(path, model, optimizer, io::TrainingState{1, rng.state()});
+  std::ifstream before_file(path, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(before_file)), std::istreambuf_iterator<char>());
+
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Start writing a different checkpoint and die in the middle of it.
+    io::write_file_atomically(path, [](io::FileSink& sink) {
+      const std::string junk(1 << 16, 'x');
+      sink.write(junk.data(), junk.size());
+      ::raise(SIGKILL);
+    });
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  std::ifstream after_file(path, std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(after_file)), std::istreambuf_iterator<char>());
+  CHECK(after == before);
+  LanguageModel<TinyModel> restored;
+  AdamW restored_optimizer;
+  CHECK(io::load_training_checkpoint(path, restored, restored_optimizer).step == 1);
+  std::remove(path.c_str());
+  std::remove((path + ".tmp." + std::to_string(child)).c_str());
+}
+
+TEST_CASE("generate samples deterministically from a seed and greedily at temperature 0", "[model][generation]") {
+  LanguageModel<TinyModel> model;
+  Rng init(11);
+  model.initialize(init);
+  Rng a(1), b(1);
+  const auto x = generate(model, {72, 101}, 8, a), y = generate(model, {72, 101}, 8, b);
+  CHECK(x == y);
+  CHECK(x.size() == 8);
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  const auto g = generate(model, {72}, 3, a, greedy);
+  const auto logits = model.forward({72}, 1, 1);
+  index_t best = 0;
+  for (index_t v = 1; v < 257; ++v)
+    if (logits[v] > logits[best]) best = v;
+  CHECK(g[0] == best);
+  CHECK_THROWS_AS(generate(model, {}, 3, a), argument_error);
+}
