@@ -18,6 +18,33 @@
 
 namespace tokenformer::kernels {
 
+namespace detail {
+
+/// Runs run(task, scratch) for task in [0, tasks), in an OpenMP team when `parallel` (dynamic
+/// schedule, one scratch vector of `scratch_size` per thread), else serially. The serial path does
+/// not open a one-thread team: Eigen products inside a one-thread team would start nested teams
+/// (new threads at every call); outside any team they use the normal thread pool.
+template <class T, class Run>
+void for_each_task(index_t tasks, bool parallel, std::size_t scratch_size, const Run& run) {
+#if TOKENFORMER_OPENMP
+  if (parallel) {
+#pragma omp parallel
+    {
+      std::vector<T> scratch(scratch_size);
+#pragma omp for schedule(dynamic, 1)
+      for (index_t task = 0; task < tasks; ++task) run(task, scratch);
+    }
+    return;
+  }
+#else
+  (void)parallel;
+#endif
+  std::vector<T> scratch(scratch_size);
+  for (index_t task = 0; task < tasks; ++task) run(task, scratch);
+}
+
+}  // namespace detail
+
 /// Causal softmax attention with scale 1/√D; same contract as reference::attention_forward.
 template <class T>
 void attention_forward(const cpu&, T* out,                       // (B*T, H*D)
@@ -31,15 +58,7 @@ void attention_forward(const cpu&, T* out,                       // (B*T, H*D)
   const index_t blocks = (T_len + block - 1) / block;
   const index_t tasks = B * H * blocks;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-#if TOKENFORMER_OPENMP
-#pragma omp parallel if (tasks > 1 && T_len * D > 4096)
-#endif
-  {
-    std::vector<T> scratch(static_cast<std::size_t>(std::min(block, T_len) * T_len));
-#if TOKENFORMER_OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-    for (index_t task = 0; task < tasks; ++task) {
+  const auto run = [&](index_t task, std::vector<T>& scratch) {
       // Later query blocks have more keys: walk blocks from the last so the big ones start first.
       const index_t blk = blocks - 1 - task % blocks;
       const index_t h = (task / blocks) % H;
@@ -68,8 +87,9 @@ void attention_forward(const cpu&, T* out,                       // (B*T, H*D)
       }
       Out O(out + (b * T_len + t0) * C + h * D, rows, D, Stride(C));
       O.noalias() = S * V;
-    }
-  }
+  };
+  detail::for_each_task<T>(tasks, tasks > 1 && T_len * D > 4096,
+                        static_cast<std::size_t>(std::min(block, T_len) * T_len), run);
 }
 
 
@@ -89,16 +109,10 @@ void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) ea
   const index_t C = H * D;
   const index_t tasks = B * H;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-#if TOKENFORMER_OPENMP
-#pragma omp parallel if (tasks > 1 && T_len * D > 4096)
-#endif
-  {
-    const index_t width = std::min(block, T_len);
-    std::vector<T> probs(static_cast<std::size_t>(width * T_len)), dprobs(probs.size());
-#if TOKENFORMER_OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-    for (index_t task = 0; task < tasks; ++task) {
+  const std::size_t block_size = static_cast<std::size_t>(std::min(block, T_len) * T_len);
+  const auto run = [&](index_t task, std::vector<T>& scratch) {
+      T* const probs_data = scratch.data();
+      T* const dprobs_data = scratch.data() + block_size;
       const index_t h = task % H, b = task / H;
       const index_t offset = b * T_len * C + h * D;
       Out dK(dk + offset, T_len, D, Stride(C)), dV(dv + offset, T_len, D, Stride(C));
@@ -108,10 +122,10 @@ void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) ea
         const index_t t1 = std::min(T_len, t0 + block), rows = t1 - t0, keys = t1;
         In Q(q + offset + t0 * C, rows, D, Stride(C)), K(k + offset, keys, D, Stride(C)),
             V(v + offset, keys, D, Stride(C)), dO(dout + offset + t0 * C, rows, D, Stride(C));
-        Out P(probs.data(), rows, keys, Stride(keys)), dP(dprobs.data(), rows, keys, Stride(keys));
+        Out P(probs_data, rows, keys, Stride(keys)), dP(dprobs_data, rows, keys, Stride(keys));
         P.noalias() = scale * Q * K.transpose();
         for (index_t i = 0; i < rows; ++i) {
-          T* row = probs.data() + i * keys;
+          T* row = probs_data + i * keys;
           const index_t valid = t0 + i + 1;
           T max = row[0];
           for (index_t j = 1; j < valid; ++j) max = std::max(max, row[j]);
@@ -127,8 +141,8 @@ void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) ea
         dV.topRows(keys).noalias() += P.transpose() * dO;  // (keys, D)
         dP.noalias() = dO * V.transpose();                  // (rows, keys)
         for (index_t i = 0; i < rows; ++i) {                // dS = P ⊙ (dP − rowsum(dP ⊙ P)), scaled
-          T* p = probs.data() + i * keys;
-          T* g = dprobs.data() + i * keys;
+          T* p = probs_data + i * keys;
+          T* g = dprobs_data + i * keys;
           T dot = T(0);
           for (index_t j = 0; j < keys; ++j) dot += p[j] * g[j];
           for (index_t j = 0; j < keys; ++j) g[j] = p[j] * (g[j] - dot) * scale;
@@ -137,8 +151,8 @@ void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) ea
         dQ.noalias() = dP * K;                              // (rows, D)
         dK.topRows(keys).noalias() += dP.transpose() * Q;   // (keys, D)
       }
-    }
-  }
+  };
+  detail::for_each_task<T>(tasks, tasks > 1 && T_len * D > 4096, 2 * block_size, run);
 }
 
 }  // namespace tokenformer::kernels
