@@ -9,7 +9,7 @@ build=build
 flags=(-DCMAKE_BUILD_TYPE=Release)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
-  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF)
+  flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF)
 fi
 
 ./install_deps.sh --with-bench --with-clang

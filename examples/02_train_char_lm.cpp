@@ -104,48 +104,17 @@ int main(int argc, char** argv) try {
   options.eval_batches = 8;
   options.seed = args.seed;
   Trainer<Model> trainer(model, corpus, options);
-  const std::string checkpoint = args.out_dir + "/checkpoint.safetensors";
   if (!args.resume.empty()) {
     trainer.resume(args.resume);
     std::printf("resumed from %s at step %ld\n", args.resume.c_str(), trainer.step());
   }
 
-  // ---- 4. Train, showing one progress line --------------------------------------------------------
-  ProgressLine progress;
-  double last_validation = NAN, tokens_per_second = 0;
-  long measured = 0;
-  const long first_step = trainer.step();
-  while (!trainer.done()) {
-    const StepRecord r = trainer.train_step();
-    if (r.step > first_step + 1) {  // the first step includes warm-up allocations
-      tokens_per_second += r.tokens_per_second;
-      ++measured;
-    }
-    const bool evaluated = !std::isnan(r.validation_loss);
-    if (evaluated) last_validation = r.validation_loss;
-    const double rate = measured ? tokens_per_second / measured : r.tokens_per_second;
-    const double eta = static_cast<double>(options.steps - r.step) * trainer.tokens_per_step() / rate;
-    char line[256];
-    std::snprintf(line, sizeof line, "step %5ld/%ld  loss %.4f  val %.4f  lr %.2e  %7.0f tok/s  ETA %s", r.step,
-                  options.steps, r.loss, last_validation, r.lr, rate, format_duration(eta).c_str());
-    progress.show(line, evaluated);
-    if (evaluated) trainer.save(checkpoint);  // atomic: a crash never corrupts the previous one
-  }
-  progress.finish();
-
-  // ---- 5. Curve as CSV and SVG --------------------------------------------------------------------
-  write_history_csv(args.out_dir + "/curve.csv", trainer.history());
-  PlotSeries train{"training loss", {}, {}, "#1f77b4"}, validation{"validation loss", {}, {}, "#d62728"};
-  for (const auto& r : trainer.history()) {
-    train.x.push_back(static_cast<double>(r.step));
-    train.y.push_back(r.loss);
-    if (!std::isnan(r.validation_loss)) {
-      validation.x.push_back(static_cast<double>(r.step));
-      validation.y.push_back(r.validation_loss);
-    }
-  }
-  write_svg_plot(args.out_dir + "/curve.svg", {train, validation}, "Byte-level TokenFormer on fortunes", "step",
-                 "loss (nats/byte)");
+  // ---- 4. Train: each step is forward + backward over a batch, clipping, a NaN/Inf check and one
+  // AdamW update (Trainer::train_step). run_training adds the progress line, a checkpoint after each
+  // evaluation, and the curve as CSV and SVG.
+  const std::string summary_path = args.summary_json.empty() ? args.out_dir + "/summary.json" : args.summary_json;
+  const TrainingRunSummary summary =
+      run_training(trainer, args.out_dir, "Byte-level TokenFormer on fortunes", summary_path);
 
   // ---- 6. Sample some text ------------------------------------------------------------------------
   Rng sampler(args.seed + 1);
@@ -156,22 +125,12 @@ int main(int argc, char** argv) try {
   const auto sample = generate(model, ByteTokenizer::encode(prompt), args.sample_bytes, sampler, sampling);
   std::printf("\nsample:\n%s%s\n\n", prompt.c_str(), ByteTokenizer::decode(sample).c_str());
 
-  // ---- 7. Summary ---------------------------------------------------------------------------------
-  const double final_train = trainer.history().empty() ? NAN : trainer.history().back().loss;
-  const double final_validation = trainer.evaluate();
-  const double rate = measured ? tokens_per_second / measured : 0.0;
-  const long long tokens_seen = static_cast<long long>(trainer.step()) * trainer.tokens_per_step();
-  char json[512];
-  std::snprintf(json, sizeof json,
-                "{\n  \"final_train_loss\": %.6f,\n  \"final_validation_loss\": %.6f,\n  \"steps\": %ld,\n"
-                "  \"tokens_seen\": %lld,\n  \"tokens_per_second\": %.1f,\n  \"parameters\": %td\n}\n",
-                final_train, final_validation, trainer.step(), tokens_seen, rate, model.parameter_count());
-  const std::string summary = args.summary_json.empty() ? args.out_dir + "/summary.json" : args.summary_json;
-  io::write_file_atomically(summary, [&](io::FileSink& sink) { sink.write(json, std::strlen(json)); });
-  std::printf("final validation loss %.4f nats/byte after %ld steps (%lld bytes, %.0f tok/s)\n", final_validation,
-              trainer.step(), tokens_seen, rate);
-  std::printf("wrote %s/curve.csv, %s/curve.svg, %s, %s\n", args.out_dir.c_str(), args.out_dir.c_str(),
-              checkpoint.c_str(), summary.c_str());
+  std::printf("final validation loss %.4f nats/byte after %ld steps (%lld bytes, %.0f tok/s, %s)\n",
+              summary.final_validation_loss, summary.steps, summary.tokens_seen, summary.tokens_per_second,
+              format_duration(summary.seconds).c_str());
+  std::printf("wrote %s/curve.csv, %s/curve.svg, %s/checkpoint.safetensors, %s\n", args.out_dir.c_str(),
+              args.out_dir.c_str(), args.out_dir.c_str(), summary_path.c_str());
+  const double final_validation = summary.final_validation_loss;
   return std::isfinite(final_validation) ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "02_train_char_lm: %s\n", e.what());

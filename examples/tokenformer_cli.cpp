@@ -2,9 +2,19 @@
 //
 //   tokenformer-cli logits --config CONFIG.json --weights MODEL.safetensors --tokens 5,17,3 --out LOGITS.f32
 //       Writes the [T, V] float32 logits of one sequence, row-major, raw little-endian.
+//   tokenformer-cli grad --config CONFIG.json --weights MODEL.safetensors --tokens 5,17,3 --out GRADS.safetensors
+//       Writes the gradient of the mean next-token cross-entropy of the sequence (predict token t+1
+//       from tokens <= t) with respect to every parameter, float32, under the official names.
+//   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small]
+//                         [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N]
+//                         [--seed S] [--resume CHECKPOINT]
+//       Trains a byte-level model (default corpus: Debian's fortunes) and writes DIR/config.json,
+//       DIR/checkpoint.safetensors (weights + optimizer state), DIR/curve.csv and DIR/curve.svg.
 //
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
+#include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -18,6 +28,7 @@
 namespace {
 
 using namespace tokenformer;
+using io::Json;
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -28,7 +39,12 @@ const char* usage_text =
     "\n"
     "commands:\n"
     "  logits --config CONFIG.json --weights MODEL.safetensors --tokens ID,ID,... --out LOGITS.f32\n"
-    "      write the [T, V] float32 logits of one sequence (row-major, raw little-endian)\n";
+    "      write the [T, V] float32 logits of one sequence (row-major, raw little-endian)\n"
+    "  grad --config CONFIG.json --weights MODEL.safetensors --tokens ID,ID,... --out GRADS.safetensors\n"
+    "      write d(mean next-token cross-entropy)/d(parameter) for every parameter, official names\n"
+    "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small] [--steps N] [--batch B]\n"
+    "        [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
+    "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n";
 
 /// Parses "--key value" pairs; every key must be in `allowed`, every key in `required` present.
 std::map<std::string, std::string> parse_options(int argc, char** argv, const std::set<std::string>& allowed,
@@ -81,6 +97,106 @@ int command_logits(int argc, char** argv) {
   return 0;
 }
 
+int command_grad(int argc, char** argv) {
+  const auto options =
+      parse_options(argc, argv, {"config", "weights", "tokens", "out"}, {"config", "weights", "tokens", "out"});
+  const auto tokens = parse_token_list(options.at("tokens"));
+  if (tokens.size() < 2) throw UsageError("--tokens needs at least two ids (one prediction)");
+  auto model = io::load_model(options.at("config"), options.at("weights"));
+  std::vector<std::int32_t> targets(tokens.begin() + 1, tokens.end());
+  targets.push_back(-1);  // the last position has nothing to predict
+  const auto T = static_cast<index_t>(tokens.size());
+  model.enable_training();
+  model.zero_grad();
+  const double loss = model.forward_backward(tokens.data(), targets.data(), 1, T);
+  io::SafetensorsWriter writer;
+  writer.set_metadata("format", "pt");
+  writer.set_metadata("loss", Json::number_text(loss));
+  model.for_each_parameter([&](const std::string& name, Parameter<float>& p) { writer.add(name, p.grad); });
+  writer.write(options.at("out"));
+  std::cerr << "loss " << loss << "; wrote gradients of " << model.parameter_count() << " parameters to "
+            << options.at("out") << "\n";
+  return 0;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', begin), text.size());
+    if (comma > begin) parts.push_back(text.substr(begin, comma - begin));
+    begin = comma + 1;
+  }
+  return parts;
+}
+
+long parse_positive(const std::map<std::string, std::string>& options, const std::string& key, long fallback) {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  std::size_t used = 0;
+  long value = 0;
+  try {
+    value = std::stol(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != it->second.size() || value <= 0) throw UsageError("--" + key + " must be a positive integer");
+  return value;
+}
+
+double parse_number(const std::map<std::string, std::string>& options, const std::string& key, double fallback) {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != it->second.size() || !(value > 0)) throw UsageError("--" + key + " must be a positive number");
+  return value;
+}
+
+int command_train(int argc, char** argv) {
+  const auto options = parse_options(argc, argv,
+                                     {"checkpoint-dir", "corpus", "preset", "steps", "batch", "seq", "lr", "warmup",
+                                      "eval-every", "seed", "resume"},
+                                     {"checkpoint-dir"});
+  const std::string preset = options.count("preset") ? options.at("preset") : "small";
+  ModelConfig config;
+  if (preset == "tiny") config = ModelConfig::from<presets::Tiny>();
+  else if (preset == "small") config = ModelConfig::from<presets::Small>();
+  else throw UsageError("--preset must be tiny or small, got '" + preset + "'");
+  const auto files = options.count("corpus") ? split_commas(options.at("corpus")) : TextCorpus::default_files();
+  TextCorpus corpus(files, 0.1);
+
+  TrainerOptions train;
+  train.steps = parse_positive(options, "steps", 600);
+  train.batch_size = parse_positive(options, "batch", 16);
+  train.sequence_length = parse_positive(options, "seq", 128);
+  train.adamw.lr = parse_number(options, "lr", 2e-3);
+  train.min_lr = train.adamw.lr / 10;
+  train.warmup_steps = parse_positive(options, "warmup", std::max(1L, train.steps / 10));
+  train.eval_every = parse_positive(options, "eval-every", 50);
+  train.seed = static_cast<std::uint64_t>(parse_positive(options, "seed", 1234));
+
+  LanguageModel<presets::Dynamic<float>> model(config);
+  Rng init(train.seed);
+  model.initialize(init);
+  Trainer<LanguageModel<presets::Dynamic<float>>> trainer(model, corpus, train);
+  if (options.count("resume")) trainer.resume(options.at("resume"));
+  const std::string dir = options.at("checkpoint-dir");
+  std::filesystem::create_directories(dir);
+  io::write_config(model.config(), dir + "/config.json");
+  std::cerr << "training " << preset << " (" << model.parameter_count() << " parameters) on " << files.size()
+            << " files from step " << trainer.step() << "\n";
+  const auto summary = run_training(trainer, dir, "tokenformer-cli train", dir + "/summary.json");
+  std::cerr << "final validation loss " << summary.final_validation_loss << " after " << summary.steps
+            << " steps; wrote " << dir << "/checkpoint.safetensors\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +207,8 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   try {
     if (command == "logits") return command_logits(argc, argv);
+    if (command == "grad") return command_grad(argc, argv);
+    if (command == "train") return command_train(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "tokenformer-cli: " << e.what() << "\n\n" << usage_text;

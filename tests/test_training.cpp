@@ -217,7 +217,7 @@ TEST_CASE("A crash while saving a checkpoint leaves the previous checkpoint inta
   AdamW restored_optimizer;
   CHECK(io::load_training_checkpoint(path, restored, restored_optimizer).step == 1);
   std::remove(path.c_str());
-  std::remove((path + ".tmp." + std::to_string(child)).c_str());
+  std::remove(test_util::atomic_temp_file(path, child).c_str());
 }
 
 TEST_CASE("generate samples deterministically from a seed and greedily at temperature 0", "[model][generation]") {

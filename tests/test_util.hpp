@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,16 @@ double max_scaled_diff(const std::vector<T>& a, const std::vector<U>& b) {
 }
 
 inline std::string data_dir() { return TOKENFORMER_TEST_DATA_DIR; }
+
+/// The temporary file that io::write_file_atomically(path) of process `pid` writes before its rename
+/// ("<path>.tmp.<pid>.<n>"), or "" if there is none.
+inline std::string atomic_temp_file(const std::string& path, long pid) {
+  const std::filesystem::path target(path);
+  const std::string prefix = target.filename().string() + ".tmp." + std::to_string(pid) + ".";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(target.parent_path(), ec))
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) return entry.path().string();
+  return "";
+}
 
 }  // namespace test_util

@@ -26,3 +26,4 @@
 #include "tokenformer/train/report.hpp"
 #include "tokenformer/train/schedule.hpp"
 #include "tokenformer/train/trainer.hpp"
+#include "tokenformer/train/training_run.hpp"

@@ -1,0 +1,91 @@
+// tokenformer/train/training_run.hpp: a whole training run around a Trainer, as the examples and
+// `tokenformer-cli train` use it: the progress line, a checkpoint after every evaluation, and at the
+// end the loss curve as CSV and SVG and a JSON summary.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "tokenformer/io/atomic_file.hpp"
+#include "tokenformer/train/report.hpp"
+#include "tokenformer/train/trainer.hpp"
+
+namespace tokenformer {
+
+struct TrainingRunSummary {
+  double final_train_loss = NAN;
+  double final_validation_loss = NAN;
+  long steps = 0;
+  long long tokens_seen = 0;
+  double tokens_per_second = 0;  ///< mean over the steps of this run, first step excluded
+  double seconds = 0;            ///< wall time of this run
+};
+
+/// Trains until trainer.done(), writing into `out_dir`: checkpoint.safetensors (after each
+/// evaluation and at the end), curve.csv, curve.svg (titled `title`). Returns the summary; also
+/// writes it as JSON to `summary_json` when not empty.
+template <class Trainer>
+TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, const std::string& title,
+                                const std::string& summary_json = "") {
+  std::filesystem::create_directories(out_dir);
+  const std::string checkpoint = out_dir + "/checkpoint.safetensors";
+  ProgressLine progress;
+  double last_validation = NAN, rate_sum = 0;
+  long measured = 0;
+  const long first_step = trainer.step();
+  const long total = trainer.options().steps;
+  while (!trainer.done()) {
+    const StepRecord r = trainer.train_step();
+    if (r.step > first_step + 1) {  // the first step includes one-time allocations
+      rate_sum += r.tokens_per_second;
+      ++measured;
+    }
+    const bool evaluated = !std::isnan(r.validation_loss);
+    if (evaluated) last_validation = r.validation_loss;
+    const double rate = measured ? rate_sum / measured : r.tokens_per_second;
+    const double eta = static_cast<double>(total - r.step) * static_cast<double>(trainer.tokens_per_step()) / rate;
+    char line[256];
+    std::snprintf(line, sizeof line, "step %5ld/%ld  loss %.4f  val %.4f  lr %.2e  %7.0f tok/s  ETA %s", r.step, total,
+                  r.loss, last_validation, r.lr, rate, format_duration(eta).c_str());
+    progress.show(line, evaluated);
+    if (evaluated || trainer.done()) trainer.save(checkpoint);  // atomic: never corrupts the previous one
+  }
+  progress.finish();
+
+  write_history_csv(out_dir + "/curve.csv", trainer.history());
+  PlotSeries train{"training loss", {}, {}, "#1f77b4"}, validation{"validation loss", {}, {}, "#d62728"};
+  for (const auto& r : trainer.history()) {
+    train.x.push_back(static_cast<double>(r.step));
+    train.y.push_back(r.loss);
+    if (!std::isnan(r.validation_loss)) {
+      validation.x.push_back(static_cast<double>(r.step));
+      validation.y.push_back(r.validation_loss);
+    }
+  }
+  write_svg_plot(out_dir + "/curve.svg", {train, validation}, title, "step", "loss (nats/token)");
+
+  TrainingRunSummary s;
+  s.final_train_loss = trainer.history().empty() ? NAN : trainer.history().back().loss;
+  s.final_validation_loss = !std::isnan(last_validation) && !trainer.history().empty() &&
+                                    !std::isnan(trainer.history().back().validation_loss)
+                                ? last_validation
+                                : trainer.evaluate();
+  s.steps = trainer.step();
+  s.tokens_seen = static_cast<long long>(trainer.step()) * trainer.tokens_per_step();
+  s.tokens_per_second = measured ? rate_sum / measured : 0.0;
+  s.seconds = trainer.history().empty() ? 0.0 : trainer.history().back().elapsed_seconds;
+  if (!summary_json.empty()) {
+    char json[512];
+    std::snprintf(json, sizeof json,
+                  "{\n  \"final_train_loss\": %.6f,\n  \"final_validation_loss\": %.6f,\n  \"steps\": %ld,\n"
+                  "  \"tokens_seen\": %lld,\n  \"tokens_per_second\": %.1f,\n  \"seconds\": %.1f\n}\n",
+                  s.final_train_loss, s.final_validation_loss, s.steps, s.tokens_seen, s.tokens_per_second, s.seconds);
+    io::write_file_atomically(summary_json, [&](io::FileSink& sink) { sink.write(json, std::strlen(json)); });
+  }
+  return s;
+}
+
+}  // namespace tokenformer
