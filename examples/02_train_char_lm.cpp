@@ -38,6 +38,8 @@ struct Arguments {
   std::uint64_t seed = 1234;
   std::string out_dir = "char_lm_out", resume, summary_json;
   long sample_bytes = 300;
+  // Model shape (run time, so it can be explored from the command line).
+  index_t layers = 4, hidden = 256, heads = 8, qkv_tokens = 256, proj_tokens = 256, ffn_tokens = 1024;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -48,7 +50,8 @@ Arguments parse(int argc, char** argv) {
       std::printf(
           "usage: 02_train_char_lm [--corpus FILE]... [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N]\n"
           "                        [--eval-every N] [--seed S] [--out-dir DIR] [--resume CHECKPOINT]\n"
-          "                        [--summary-json PATH] [--sample-bytes N]\n");
+          "                        [--summary-json PATH] [--sample-bytes N] [--layers L] [--hidden C]\n"
+          "                        [--heads H] [--qkv-tokens P] [--proj-tokens P] [--ffn-tokens P]\n");
       std::exit(0);
     }
     if (i + 1 >= argc) throw argument_error("option " + key + " needs a value");
@@ -65,6 +68,12 @@ Arguments parse(int argc, char** argv) {
     else if (key == "--resume") a.resume = value;
     else if (key == "--summary-json") a.summary_json = value;
     else if (key == "--sample-bytes") a.sample_bytes = std::stol(value);
+    else if (key == "--layers") a.layers = std::stol(value);
+    else if (key == "--hidden") a.hidden = std::stol(value);
+    else if (key == "--heads") a.heads = std::stol(value);
+    else if (key == "--qkv-tokens") a.qkv_tokens = std::stol(value);
+    else if (key == "--proj-tokens") a.proj_tokens = std::stol(value);
+    else if (key == "--ffn-tokens") a.ffn_tokens = std::stol(value);
     else throw argument_error("unknown option " + key);
   }
   return a;
@@ -83,8 +92,15 @@ int main(int argc, char** argv) try {
               corpus.train_tokens().size(), corpus.validation_tokens().size());
 
   // ---- 2. Model: a preset config, initialized as the official code does ---------------------------
-  using Model = LanguageModel<presets::Small>;
-  Model model;
+  ModelConfig config = ModelConfig::from<presets::Small>();
+  config.num_layers = args.layers;
+  config.hidden_size = args.hidden;
+  config.num_heads = args.heads;
+  config.qkv_tokens = args.qkv_tokens;
+  config.proj_tokens = args.proj_tokens;
+  config.ffn_tokens = args.ffn_tokens;
+  using Model = LanguageModel<presets::Dynamic<float>>;
+  Model model(config);
   Rng init(args.seed);
   model.initialize(init);
   std::printf("model: %td layers, hidden %td, %td heads, tokens qkv/proj/ffn %td/%td/%td, %td parameters\n",

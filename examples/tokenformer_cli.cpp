@@ -5,6 +5,11 @@
 //   tokenformer-cli grad --config CONFIG.json --weights MODEL.safetensors --tokens 5,17,3 --out GRADS.safetensors
 //       Writes the gradient of the mean next-token cross-entropy of the sequence (predict token t+1
 //       from tokens <= t) with respect to every parameter, float32, under the official names.
+//   tokenformer-cli grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]
+//                        [--qkv +N] [--proj +N] [--ffn +N] [--init zero|random] [--pin-scale] [--seed S]
+//       Appends N parameter tokens to every Q/K/V, output-projection and FFN Pattention and writes
+//       the grown weights and config (default OUT with .json). With --init zero --pin-scale the
+//       grown model computes exactly what the input model did.
 //   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small]
 //                         [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N]
 //                         [--seed S] [--resume CHECKPOINT]
@@ -42,6 +47,9 @@ const char* usage_text =
     "      write the [T, V] float32 logits of one sequence (row-major, raw little-endian)\n"
     "  grad --config CONFIG.json --weights MODEL.safetensors --tokens ID,ID,... --out GRADS.safetensors\n"
     "      write d(mean next-token cross-entropy)/d(parameter) for every parameter, official names\n"
+    "  grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]\n"
+    "       [--qkv +N] [--proj +N] [--ffn +N] [--init zero|random] [--pin-scale] [--seed S]\n"
+    "      append parameter tokens to every Pattention; write the grown weights and config\n"
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small] [--steps N] [--batch B]\n"
     "        [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
     "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n";
@@ -158,6 +166,62 @@ double parse_number(const std::map<std::string, std::string>& options, const std
   return value;
 }
 
+/// "+N" or "N" -> N >= 0.
+index_t parse_growth(const std::map<std::string, std::string>& options, const std::string& key) {
+  auto it = options.find(key);
+  if (it == options.end()) return 0;
+  std::string text = it->second;
+  if (!text.empty() && text[0] == '+') text = text.substr(1);
+  std::size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || value < 0) throw UsageError("--" + key + " must be +N with N >= 0");
+  return static_cast<index_t>(value);
+}
+
+int command_grow(int argc, char** argv) {
+  // --pin-scale is a flag: turn it into a key with a value for the option parser.
+  std::vector<char*> args(argv, argv + argc);
+  bool pin = false;
+  args.erase(std::remove_if(args.begin() + 2, args.end(),
+                            [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
+             args.end());
+  const auto options =
+      parse_options(static_cast<int>(args.size()), args.data(),
+                    {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "seed"},
+                    {"weights", "config", "out"});
+  GrowthSpec spec;
+  spec.qkv = parse_growth(options, "qkv");
+  spec.proj = parse_growth(options, "proj");
+  spec.ffn = parse_growth(options, "ffn");
+  spec.init = parse_token_init(options.count("init") ? options.at("init") : "zero");
+  spec.pin_scale = pin;
+  spec.seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
+  if (spec.qkv + spec.proj + spec.ffn == 0) throw UsageError("nothing to grow: give --qkv, --proj or --ffn");
+  auto model = io::load_model(options.at("config"), options.at("weights"));
+  const index_t before = model.parameter_count();
+  grow(model, spec);
+  const std::string out = options.at("out");
+  std::string out_config = options.count("out-config") ? options.at("out-config") : out;
+  if (!options.count("out-config")) {
+    const std::size_t dot = out_config.find_last_of('.');
+    const std::size_t slash = out_config.find_last_of('/');
+    if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) out_config.resize(dot);
+    out_config += ".json";
+  }
+  if (out_config == out) throw UsageError("--out-config must differ from --out");
+  io::save_weights(model, out);
+  io::write_config(model.config(), out_config);
+  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (qkv " << model.config().qkv_tokens
+            << ", proj " << model.config().proj_tokens << ", ffn " << model.config().ffn_tokens << " tokens"
+            << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
+  return 0;
+}
+
 int command_train(int argc, char** argv) {
   const auto options = parse_options(argc, argv,
                                      {"checkpoint-dir", "corpus", "preset", "steps", "batch", "seq", "lr", "warmup",
@@ -209,6 +273,7 @@ int main(int argc, char** argv) {
     if (command == "logits") return command_logits(argc, argv);
     if (command == "grad") return command_grad(argc, argv);
     if (command == "train") return command_train(argc, argv);
+    if (command == "grow") return command_grow(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "tokenformer-cli: " << e.what() << "\n\n" << usage_text;

@@ -27,3 +27,4 @@
 #include "tokenformer/train/schedule.hpp"
 #include "tokenformer/train/trainer.hpp"
 #include "tokenformer/train/training_run.hpp"
+#include "tokenformer/model/growth.hpp"

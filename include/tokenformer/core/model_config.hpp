@@ -68,6 +68,9 @@ struct ModelConfig {
   Normalization normalization = Normalization::l2_norm_gelu;  ///< official: norm_activation_type
   double layernorm_epsilon = 1e-5;  ///< official: layernorm_epsilon
   double rotary_base = 10000.0;     ///< official: rotary_emb_base
+  /// Pinned token counts of Θ's √n factor per role (0: the current count, the official semantics).
+  /// Set by function-preserving growth; written as qkv_scale_slot_num etc. (a tokenformer extension).
+  index_t qkv_scale_tokens = 0, proj_scale_tokens = 0, ffn_scale_tokens = 0;
 
   index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
   index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
@@ -77,6 +80,18 @@ struct ModelConfig {
   index_t parameter_count() const {
     const index_t per_layer = 2 * hidden_size * (3 * qkv_tokens + proj_tokens + ffn_tokens);
     return vocab_size * hidden_size + num_layers * per_layer + 2 * hidden_size;
+  }
+
+  /// Training FLOPs per token (forward + backward ≈ 3 × forward) for sequences of length T:
+  /// 6 · (Pattention parameters + the tied head V·C) + 6 · L · T · C for causal attention
+  /// (scores and mixing, 2·2·T·C per token forward over half the positions on average, times 3).
+  double training_flops_per_token(index_t sequence_length) const {
+    const double pattention = 2.0 * static_cast<double>(hidden_size) *
+                              static_cast<double>(3 * qkv_tokens + proj_tokens + ffn_tokens) *
+                              static_cast<double>(num_layers);
+    const double head = static_cast<double>(vocab_size) * static_cast<double>(hidden_size);
+    return 6.0 * (pattention + head) +
+           6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) * static_cast<double>(hidden_size);
   }
 
   /// Throws config_error with the first rule this config breaks.
@@ -105,6 +120,8 @@ struct ModelConfig {
       throw config_error("layernorm_epsilon must be positive and finite");
     if (!(rotary_base > 0.0 && std::isfinite(rotary_base)))
       throw config_error("rotary_emb_base must be positive and finite");
+    if (qkv_scale_tokens < 0 || proj_scale_tokens < 0 || ffn_scale_tokens < 0)
+      throw config_error("pinned scale token counts must be >= 0");
   }
 
   /// The run-time form of a fully static config.
@@ -115,7 +132,9 @@ struct ModelConfig {
     return a.num_layers == b.num_layers && a.hidden_size == b.hidden_size && a.num_heads == b.num_heads &&
            a.qkv_tokens == b.qkv_tokens && a.proj_tokens == b.proj_tokens && a.ffn_tokens == b.ffn_tokens &&
            a.vocab_size == b.vocab_size && a.rotary_pct == b.rotary_pct && a.normalization == b.normalization &&
-           a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base;
+           a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base &&
+           a.qkv_scale_tokens == b.qkv_scale_tokens && a.proj_scale_tokens == b.proj_scale_tokens &&
+           a.ffn_scale_tokens == b.ffn_scale_tokens;
   }
 };
 

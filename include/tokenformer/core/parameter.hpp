@@ -6,6 +6,7 @@
 // visitor(name, Parameter&); optimizers, checkpoints and growth use that one entry point.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "tokenformer/core/device.hpp"
@@ -27,6 +28,9 @@ struct Parameter {
   bool weight_decay = true;
   /// Whether the optimizer leaves this parameter unchanged.
   bool frozen = false;
+  /// Rows [0, frozen_rows) of the value are left unchanged by the optimizer (and excluded from
+  /// gradient norms): after growth, train only the new parameter tokens.
+  index_t frozen_rows = 0;
 
   const Shape& shape() const { return value.shape(); }
   index_t size() const { return value.size(); }
@@ -44,6 +48,32 @@ struct Parameter {
   }
   void zero_grad() {
     if (grad.size() != 0) grad.set_zero();
+  }
+
+  /// The elements the optimizer may change: [offset, offset + count) of the flattened value.
+  index_t trainable_offset() const {
+    if (frozen) return size();
+    const index_t rows = value.rank() >= 1 ? value.dim(0) : 1;
+    return std::min(frozen_rows, rows) * (rows > 0 ? size() / rows : 0);
+  }
+  index_t trainable_count() const { return size() - trainable_offset(); }
+
+  /// Reserves room for `rows` rows in the value, gradient and moments, so that growing to that many
+  /// rows moves nothing (like std::vector::reserve).
+  void reserve_rows(index_t rows) {
+    const index_t per_row = value.rank() >= 2 ? value.size() / std::max<index_t>(1, value.dim(0)) : 1;
+    value.reserve(rows * per_row);
+    for (auto* t : {&grad, &first_moment, &second_moment})
+      if (t->size() != 0) t->reserve(rows * per_row);
+  }
+
+  /// Sets the number of rows to `rows` (more or fewer), keeping existing rows in place when within
+  /// capacity; new rows of the value, gradient and moments are zero.
+  void resize_rows(index_t rows) {
+    const Shape shape = value.shape().with(0, rows);
+    value.resize(shape);
+    for (auto* t : {&grad, &first_moment, &second_moment})
+      if (t->size() != 0) t->resize(shape);
   }
 };
 

@@ -5,7 +5,8 @@
 // (default 10000). Keys of the official training configs that do not change the model (learning
 // rate, ...) are ignored; the ones that would change it must have the values this library implements
 // (pos_emb "rotary", norm "layernorm_nonparam", final_norm "layernorm", no_weight_tying false),
-// otherwise config_error names the key.
+// otherwise config_error names the key. Extension keys written by growth with a pinned scale:
+// qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts).
 #pragma once
 
 #include <fstream>
@@ -82,6 +83,9 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   c.rotary_pct = number("rotary_pct", 0.25);
   c.layernorm_epsilon = number("layernorm_epsilon", 1e-5);
   c.rotary_base = number("rotary_emb_base", 10000.0);
+  c.qkv_scale_tokens = integer("qkv_scale_slot_num", false);
+  c.proj_scale_tokens = integer("proj_scale_slot_num", false);
+  c.ffn_scale_tokens = integer("ffn_scale_slot_num", false);
   if (const Json* kind = root.find("norm_activation_type"); kind != nullptr) {
     if (!kind->is_string()) throw config_error(source + ": norm_activation_type must be a string");
     c.normalization = parse_normalization(kind->as_string());
@@ -112,6 +116,9 @@ inline std::string config_to_json(const ModelConfig& c) {
                  {"norm", Json("layernorm_nonparam")},
                  {"final_norm", Json("layernorm")},
                  {"no_weight_tying", Json(false)}};
+  if (c.qkv_scale_tokens > 0) o["qkv_scale_slot_num"] = Json(static_cast<long long>(c.qkv_scale_tokens));
+  if (c.proj_scale_tokens > 0) o["proj_scale_slot_num"] = Json(static_cast<long long>(c.proj_scale_tokens));
+  if (c.ffn_scale_tokens > 0) o["ffn_scale_slot_num"] = Json(static_cast<long long>(c.ffn_scale_tokens));
   std::string out = "{\n";
   bool first = true;
   for (const auto& [k, v] : o) {

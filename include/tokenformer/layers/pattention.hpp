@@ -11,6 +11,7 @@
 // backward, which must receive the same input.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -72,6 +73,35 @@ class Pattention {
   void for_each_parameter(Visitor&& visit) {
     visit(std::string("key_param_tokens"), keys_);
     visit(std::string("value_param_tokens"), values_);
+  }
+
+  /// Appends `count` key and value tokens in place. Storage grows like std::vector (capacity at least
+  /// doubles when exceeded), so within capacity no existing token moves. New tokens are zero, or
+  /// keys ~ N(0, key_std) and values ~ N(0, value_std) when `rng` is given, or copies of the
+  /// [count, d_in] and [count, d_out] host arrays `keys` and `values` when those are given.
+  /// Gradients and optimizer moments grow with the tokens (new entries zero).
+  void append_tokens(index_t count, Rng* rng = nullptr, double key_std = 0.02, double value_std = 0.02,
+                     const T* keys = nullptr, const T* values = nullptr) {
+    if (count < 0) throw argument_error("cannot append a negative number of tokens");
+    if ((keys == nullptr) != (values == nullptr)) throw argument_error("append_tokens copies both keys and values");
+    const index_t old = tokens(), rows = old + count;
+    for (auto* p : {&keys_, &values_}) {
+      const index_t per_row = p->value.dim(1);
+      if (rows * per_row > p->value.capacity()) p->reserve_rows(std::max(rows, 2 * p->value.capacity() / per_row));
+      p->resize_rows(rows);
+    }
+    const auto fill = [&](Tensor<T, Device>& t, const T* source, double stddev) {
+      const index_t per_row = t.dim(1);
+      std::vector<T> host(static_cast<std::size_t>(count * per_row));
+      if (source != nullptr) std::copy(source, source + count * per_row, host.begin());
+      else if (rng != nullptr)
+        for (auto& x : host) x = static_cast<T>(rng->normal(0.0, stddev));
+      else return;  // resize_rows already zeroed the new rows
+      device_memory<Device>::copy_from_host(t.device(), t.data() + old * per_row, host.data(),
+                                            host.size() * sizeof(T));
+    };
+    fill(keys_.value, keys, key_std);
+    fill(values_.value, values, value_std);
   }
 
   /// Official initialization: keys ~ N(0, key_std), values ~ N(0, value_std), drawn in row order.

@@ -32,7 +32,11 @@ class TokenFormerLayer {
         ffn(config.hidden_size, config.hidden_size, config.ffn_tokens, config.normalization, device),
         device_(device),
         hidden_size_(config.hidden_size),
-        eps_(config.layernorm_epsilon) {}
+        eps_(config.layernorm_epsilon) {
+    for (auto* p : {&attention.query, &attention.key, &attention.value}) p->pin_scale_tokens(config.qkv_scale_tokens);
+    attention.proj.pin_scale_tokens(config.proj_scale_tokens);
+    ffn.pin_scale_tokens(config.ffn_scale_tokens);
+  }
 
   SelfAttention<T, Device> attention;
   Pattention<T, Device> ffn;

@@ -54,6 +54,18 @@ class LanguageModel {
   }
 
   const ModelConfig& config() const { return config_; }
+  /// Re-reads the token counts and pinned scales of the config from the layers (after growth).
+  /// Layers that differ from each other keep the counts of layer 0 in the config.
+  void refresh_config_from_layers() {
+    if (layers.empty()) return;
+    const Layer& first = layers.front();
+    config_.qkv_tokens = first.attention.query.tokens();
+    config_.proj_tokens = first.attention.proj.tokens();
+    config_.ffn_tokens = first.ffn.tokens();
+    config_.qkv_scale_tokens = first.attention.query.pinned_scale_tokens();
+    config_.proj_scale_tokens = first.attention.proj.pinned_scale_tokens();
+    config_.ffn_scale_tokens = first.ffn.pinned_scale_tokens();
+  }
   index_t vocab_size() const { return word_embeddings.value.dim(0); }
   index_t hidden_size() const { return config_.hidden_size; }
   const Device& device() const { return device_; }

@@ -2,8 +2,9 @@
 //
 // ByteTokenizer maps each byte to its value (0..255) and reserves id 256 for end-of-text.
 // TextCorpus reads text files (by default the English fortunes of Debian's `fortunes` package),
-// joins them with end-of-text separators, keeps the last `validation_fraction` as held-out data,
-// and draws random [B, T] windows with next-token targets from a seeded Rng.
+// holds out the last `validation_fraction` of each file (so both splits cover every file's kind of
+// text), joins the pieces with end-of-text separators, and draws random [B, T] windows with
+// next-token targets from a seeded Rng.
 #pragma once
 
 #include <algorithm>
@@ -59,20 +60,19 @@ class TextCorpus {
     return files;
   }
 
-  /// Reads `files` (each a text file) and keeps the last `validation_fraction` for validation.
+  /// Reads `files` (each a text file) and keeps the last `validation_fraction` of each for validation.
   explicit TextCorpus(const std::vector<std::string>& files, double validation_fraction = 0.1) {
     if (files.empty()) throw argument_error("TextCorpus needs at least one file");
     if (!(validation_fraction > 0.0 && validation_fraction < 1.0))
       throw argument_error("validation_fraction must be in (0, 1)");
-    std::vector<std::int32_t> all;
     for (const auto& path : files) {
       const auto ids = ByteTokenizer::encode(io::read_text_file(path, std::size_t{1} << 31));
-      all.insert(all.end(), ids.begin(), ids.end());
-      all.push_back(ByteTokenizer::end_of_text);
+      const auto split = static_cast<std::ptrdiff_t>(static_cast<double>(ids.size()) * (1.0 - validation_fraction));
+      train_.insert(train_.end(), ids.begin(), ids.begin() + split);
+      train_.push_back(ByteTokenizer::end_of_text);
+      validation_.insert(validation_.end(), ids.begin() + split, ids.end());
+      validation_.push_back(ByteTokenizer::end_of_text);
     }
-    const auto split = static_cast<std::size_t>(static_cast<double>(all.size()) * (1.0 - validation_fraction));
-    train_.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(split));
-    validation_.assign(all.begin() + static_cast<std::ptrdiff_t>(split), all.end());
   }
 
   const std::vector<std::int32_t>& train_tokens() const { return train_; }

@@ -2,7 +2,8 @@
 // and the checks that stop training on NaN or Inf.
 //
 // Works on anything with for_each_parameter(visitor(name, Parameter&)): the optimizer keeps no list
-// of its own; the moments live in each Parameter. Frozen parameters are skipped; parameters with
+// of its own; the moments live in each Parameter. Frozen parameters and frozen rows (old tokens after
+// growth) are skipped, and left out of gradient norms; parameters with
 // weight_decay == false (norm weights and biases) get no decay, as in the official recipe.
 #pragma once
 
@@ -43,11 +44,13 @@ class AdamW {
   void step(Model& model, double lr) {
     ++step_;
     model.for_each_parameter([&](const std::string& name, auto& p) {
-      if (p.frozen) return;
+      if (p.trainable_count() == 0) return;
       if (!p.training_enabled()) throw argument_error("AdamW step: parameter '" + name + "' has no gradient");
-      kernels::adamw_step(p.value.device(), p.value.data(), p.first_moment.data(), p.second_moment.data(),
-                          p.grad.data(), p.size(), lr, options_.beta1, options_.beta2, options_.eps,
-                          p.weight_decay ? options_.weight_decay : 0.0, step_);
+      const index_t offset = p.trainable_offset();
+      kernels::adamw_step(p.value.device(), p.value.data() + offset, p.first_moment.data() + offset,
+                          p.second_moment.data() + offset, p.grad.data() + offset, p.trainable_count(), lr,
+                          options_.beta1, options_.beta2, options_.eps, p.weight_decay ? options_.weight_decay : 0.0,
+                          step_);
     });
   }
 
@@ -61,7 +64,8 @@ template <class Model>
 double global_gradient_norm(Model& model) {
   double total = 0.0;
   model.for_each_parameter([&](const std::string&, auto& p) {
-    if (!p.frozen && p.grad.size() != 0) total += kernels::sum_of_squares(p.grad.device(), p.grad.data(), p.grad.size());
+    if (p.trainable_count() != 0 && p.grad.size() != 0)
+      total += kernels::sum_of_squares(p.grad.device(), p.grad.data() + p.trainable_offset(), p.trainable_count());
   });
   return std::sqrt(total);
 }
@@ -75,7 +79,9 @@ double clip_gradient_norm(Model& model, double max_norm) {
   if (factor < 1.0)
     model.for_each_parameter([&](const std::string&, auto& p) {
       using T = typename std::decay_t<decltype(p.value)>::value_type;
-      if (!p.frozen && p.grad.size() != 0) kernels::scale(p.grad.device(), p.grad.data(), static_cast<T>(factor), p.grad.size());
+      if (p.trainable_count() != 0 && p.grad.size() != 0)
+        kernels::scale(p.grad.device(), p.grad.data() + p.trainable_offset(), static_cast<T>(factor),
+                       p.trainable_count());
     });
   return norm;
 }

@@ -51,7 +51,17 @@ inline T dot(const T* a, const T* b, index_t n) {
   return sum;
 }
 
-/// Σ x[i]² over n elements.
+/// The last n % W elements of x, zero-padded to one full batch (so element i always lands in lane
+/// i mod W: appending zeros to a row never changes a lane-wise reduction's result).
+template <class T>
+inline batch<T> load_tail(const T* x, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  alignas(64) T lanes[batch<T>::size] = {};
+  for (index_t i = n - n % W, l = 0; i < n; ++i, ++l) lanes[l] = x[i];
+  return batch<T>::load_aligned(lanes);
+}
+
+/// Σ x[i]² over n elements. Lane-wise, so the result is the same bits after zeros are appended.
 template <class T>
 inline T sum_of_squares(const T* x, index_t n) {
   constexpr index_t W = static_cast<index_t>(batch<T>::size);
@@ -61,21 +71,22 @@ inline T sum_of_squares(const T* x, index_t n) {
     const auto v = batch<T>::load_unaligned(x + i);
     acc = xsimd::fma(v, v, acc);
   }
-  T sum = xsimd::hadd(acc);
-  for (index_t i = end; i < n; ++i) sum += x[i] * x[i];
-  return sum;
+  if (end < n) {
+    const auto v = load_tail(x, n);
+    acc = xsimd::fma(v, v, acc);
+  }
+  return xsimd::hadd(acc);
 }
 
-/// Σ x[i] over n elements.
+/// Σ x[i] over n elements (lane-wise, like sum_of_squares).
 template <class T>
 inline T sum(const T* x, index_t n) {
   constexpr index_t W = static_cast<index_t>(batch<T>::size);
   const index_t end = n - n % W;
   batch<T> acc(T(0));
   for (index_t i = 0; i < end; i += W) acc += batch<T>::load_unaligned(x + i);
-  T s = xsimd::hadd(acc);
-  for (index_t i = end; i < n; ++i) s += x[i];
-  return s;
+  if (end < n) acc += load_tail(x, n);
+  return xsimd::hadd(acc);
 }
 
 /// max x[i] over n >= 1 elements (NaN-propagating is not required: NaN rows are caught elsewhere).
