@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install_deps.sh [--with-bench] [--with-clang]: make sure the Debian packages tokenformer builds with
+# install_deps.sh [--with-bench] [--with-clang] [--with-corpus]: make sure the Debian packages tokenformer builds with
 # are installed. As root, installs what is missing with apt-get; otherwise prints the exact command.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
     --with-clang) packages+=(clang libomp-dev) ;;
+    --with-corpus) packages+=(fortunes) ;;
     *) echo "install_deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

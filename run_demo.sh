@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# run_demo.sh: install missing packages, build the examples and run the main demo.
+# run_demo.sh [01|02|03]: install missing packages, build the examples and run one (default: 03, the
+# main demo: a small TokenFormer trained, grown in place and trained on, against the large model
+# trained from scratch, on Debian's fortunes).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-./install_deps.sh
+example=${1:-03}
+case "$example" in
+  01) target=01_pattention ;;
+  02) target=02_train_char_lm ;;
+  03) target=03_incremental_scaling ;;
+  *) echo "usage: $0 [01|02|03]" >&2; exit 2 ;;
+esac
+
+./install_deps.sh --with-corpus
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$jobs" --target 01_pattention
-./build/examples/01_pattention
+cmake --build build -j "$jobs" --target "$target"
+./build/examples/"$target"
