@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(g++ cmake make libeigen3-dev libxsimd-dev catch2)
 for arg in "$@"; do
   case "$arg" in
-    --with-bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
+    --with-bench) packages+=(libbenchmark-dev libopenblas0-openmp) ;;
     --with-clang) packages+=(clang libomp-dev) ;;
     --with-corpus) packages+=(fortunes) ;;
     *) echo "install_deps.sh: unknown option $arg" >&2; exit 2 ;;
