@@ -145,14 +145,7 @@ class LanguageModel {
   /// Mean loss over positions whose target is not −1, without gradients (for evaluation).
   double loss(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len) {
     const index_t M = B * T_len, V = vocab_size();
-    index_t counted = 0;
-    for (index_t i = 0; i < M; ++i) {
-      if (targets[i] >= V || targets[i] < -1)
-        throw argument_error("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
-                             " is outside the vocabulary [0, " + std::to_string(V) + ") (use -1 to skip)");
-      counted += targets[i] >= 0;
-    }
-    if (counted == 0) throw argument_error("loss needs at least one target");
+    const index_t counted = count_targets(targets, M, "loss");
     logits_.resize(Shape{M, V});
     forward_to_logits(logits_.data(), tokens, B, T_len);
     target_ids_.resize(Shape{M});
@@ -168,14 +161,7 @@ class LanguageModel {
   double forward_backward(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len,
                           double grad_scale = 1.0) {
     const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
-    index_t counted = 0;
-    for (index_t i = 0; i < M; ++i) {
-      if (targets[i] >= V || targets[i] < -1)
-        throw argument_error("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
-                             " is outside the vocabulary [0, " + std::to_string(V) + ") (use -1 to skip)");
-      counted += targets[i] >= 0;
-    }
-    if (counted == 0) throw argument_error("forward_backward needs at least one target");
+    const index_t counted = count_targets(targets, M, "forward_backward");
     if (!word_embeddings.training_enabled()) enable_training();
     logits_.resize(Shape{M, V});
     forward_to_logits(logits_.data(), tokens, B, T_len);
@@ -202,6 +188,20 @@ class LanguageModel {
   }
 
  private:
+  /// Number of targets that are not −1; throws argument_error for ids outside [−1, V) or no target.
+  index_t count_targets(const std::int32_t* targets, index_t M, const char* caller) const {
+    const index_t V = vocab_size();
+    index_t counted = 0;
+    for (index_t i = 0; i < M; ++i) {
+      if (targets[i] >= V || targets[i] < -1)
+        throw argument_error("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(V) + ") (use -1 to skip)");
+      counted += targets[i] >= 0;
+    }
+    if (counted == 0) throw argument_error(std::string(caller) + " needs at least one target");
+    return counted;
+  }
+
   /// The forward pass into raw logits memory (B*T, V); keeps every activation backward needs.
   void forward_to_logits(T* logits, const std::int32_t* tokens, index_t B, index_t T_len) {
     const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();

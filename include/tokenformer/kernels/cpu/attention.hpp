@@ -43,6 +43,26 @@ void for_each_task(index_t tasks, bool parallel, std::size_t scratch_size, const
   for (index_t task = 0; task < tasks; ++task) run(task, scratch);
 }
 
+/// Softmax over each of `rows` score rows of length `keys`, where row i is query t0 + i and sees
+/// keys 0..t0+i; masked entries become 0.
+template <class T>
+void causal_softmax_rows(T* scores, index_t rows, index_t keys, index_t t0) {
+  for (index_t i = 0; i < rows; ++i) {
+    T* row = scores + i * keys;
+    const index_t valid = t0 + i + 1;
+    T max = row[0];
+    for (index_t j = 1; j < valid; ++j) max = std::max(max, row[j]);
+    T sum = T(0);
+    for (index_t j = 0; j < valid; ++j) {
+      row[j] = std::exp(row[j] - max);
+      sum += row[j];
+    }
+    const T inv = T(1) / sum;
+    for (index_t j = 0; j < valid; ++j) row[j] *= inv;
+    for (index_t j = valid; j < keys; ++j) row[j] = T(0);
+  }
+}
+
 }  // namespace detail
 
 /// Causal softmax attention with scale 1/√D; same contract as reference::attention_forward.
@@ -71,20 +91,7 @@ void attention_forward(const cpu&, T* out,                       // (B*T, H*D)
       In Q(base_q, rows, D, Stride(C)), K(base_k, keys, D, Stride(C)), V(base_v, keys, D, Stride(C));
       Out S(scratch.data(), rows, keys, Stride(keys));
       S.noalias() = scale * Q * K.transpose();
-      for (index_t i = 0; i < rows; ++i) {
-        T* srow = scratch.data() + i * keys;
-        const index_t valid = t0 + i + 1;  // keys 0..t0+i are visible to query t0+i
-        T max = srow[0];
-        for (index_t j = 1; j < valid; ++j) max = std::max(max, srow[j]);
-        T sum = T(0);
-        for (index_t j = 0; j < valid; ++j) {
-          srow[j] = std::exp(srow[j] - max);
-          sum += srow[j];
-        }
-        const T inv = T(1) / sum;
-        for (index_t j = 0; j < valid; ++j) srow[j] *= inv;
-        for (index_t j = valid; j < keys; ++j) srow[j] = T(0);
-      }
+      detail::causal_softmax_rows(scratch.data(), rows, keys, t0);
       Out O(out + (b * T_len + t0) * C + h * D, rows, D, Stride(C));
       O.noalias() = S * V;
   };
@@ -124,20 +131,7 @@ void attention_backward(const cpu&, T* dq, T* dk, T* dv,        // (B*T, H*D) ea
             V(v + offset, keys, D, Stride(C)), dO(dout + offset + t0 * C, rows, D, Stride(C));
         Out P(probs_data, rows, keys, Stride(keys)), dP(dprobs_data, rows, keys, Stride(keys));
         P.noalias() = scale * Q * K.transpose();
-        for (index_t i = 0; i < rows; ++i) {
-          T* row = probs_data + i * keys;
-          const index_t valid = t0 + i + 1;
-          T max = row[0];
-          for (index_t j = 1; j < valid; ++j) max = std::max(max, row[j]);
-          T sum = T(0);
-          for (index_t j = 0; j < valid; ++j) {
-            row[j] = std::exp(row[j] - max);
-            sum += row[j];
-          }
-          const T inv = T(1) / sum;
-          for (index_t j = 0; j < valid; ++j) row[j] *= inv;
-          for (index_t j = valid; j < keys; ++j) row[j] = T(0);
-        }
+        detail::causal_softmax_rows(probs_data, rows, keys, t0);
         dV.topRows(keys).noalias() += P.transpose() * dO;  // (keys, D)
         dP.noalias() = dO * V.transpose();                  // (rows, keys)
         for (index_t i = 0; i < rows; ++i) {                // dS = P ⊙ (dP − rowsum(dP ⊙ P)), scaled
