@@ -15,7 +15,8 @@
 // The layers allocate their activation caches (scores, weights, q, k, v, ...) on their first forward,
 // and Google Benchmark calls each benchmark function anew for every repetition, so the layer
 // benchmarks do one untimed warm-up forward: otherwise the first timed iteration pays for allocating,
-// zeroing and page-faulting tens of MB, which at 2-3 iterations per repetition skews the mean by ~10%.
+// zeroing and page-faulting tens of MB; at 1-3 iterations per repetition that made BM_Pattention/ffn
+// at T=2048 C=768 read up to 2x slower than BM_GemmPair/ffn.
 // The bare-GEMM baselines allocate (and so touch) their buffers before the loop too.
 //
 // Every benchmark but the norm reports GFLOPs (GFLOP/s of wall time) from the FLOP counts below.

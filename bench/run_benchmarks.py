@@ -8,8 +8,11 @@ with 5 repetitions, takes the median of each benchmark, and prints per backend:
   * GFLOP/s of the Pattention FFN next to its bare GEMM pair, and of the TokenFormerLayer next to its
     bare GEMMs (ratio = layer / bare GEMMs: 1.0 means the non-GEMM work is free);
   * where the time goes: median wall time of each part, in ms.
-The children run with OMP_NUM_THREADS=2 and OPENBLAS_NUM_THREADS=2. Extra flags (for example
---benchmark_filter=T:128) are passed to both programs. Standard library only.
+The children run with OMP_NUM_THREADS=2 and OPENBLAS_NUM_THREADS=2 and otherwise this environment
+(so OMP_WAIT_POLICY=passive python3 bench/run_benchmarks.py ... works). Extra flags (for example
+--benchmark_filter=T:128) are passed to both programs. Run it on an otherwise idle machine: with two
+OpenMP threads on two cores, any other busy process stalls every parallel region by a scheduler
+time slice (several ms). Standard library only.
 """
 
 import json

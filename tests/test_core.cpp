@@ -38,7 +38,10 @@ TEST_CASE("Tensor owns aligned, zero-initialized memory and copies deeply", "[co
   Tensor<float> moved = std::move(copy);
   CHECK(moved[7] == -1.0f);
   CHECK(copy.data() == nullptr);  // NOLINT(bugprone-use-after-move): moved-from state is documented empty
-  CHECK(copy.size() == 1);        // rank-0 shape
+  CHECK(copy.size() == 0);        // empty: shape [0]
+  Tensor<float> empty, empty_copy = empty;
+  CHECK(empty.size() == 0);
+  CHECK(empty_copy.data() == nullptr);
 }
 
 TEST_CASE("Tensor reserve keeps contents; growing rows within capacity does not move memory", "[core][tensor]") {

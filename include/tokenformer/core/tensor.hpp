@@ -154,6 +154,7 @@ class Tensor {
   using value_type = T;
   using device_type = Device;
 
+  /// An empty tensor: shape [0], no memory.
   Tensor() = default;
   /// A tensor of the given shape, zero-filled.
   explicit Tensor(Shape shape, Device device = {}) : device_(std::move(device)) { resize(shape); }
@@ -168,7 +169,7 @@ class Tensor {
       : device_(std::move(other.device_)),
         data_(std::exchange(other.data_, nullptr)),
         capacity_(std::exchange(other.capacity_, 0)),
-        shape_(std::exchange(other.shape_, Shape{})) {}
+        shape_(std::exchange(other.shape_, Shape{0})) {}
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
       Tensor copy(other);
@@ -205,8 +206,8 @@ class Tensor {
   void reserve(index_t elements) {
     if (elements < 0) throw shape_error("negative capacity");
     if (elements <= capacity_) return;
+    // Only the used elements are copied; the rest stays untouched until resize() zeroes what it uses.
     T* fresh = static_cast<T*>(memory::allocate(device_, bytes(elements)));
-    memory::zero(device_, fresh, bytes(elements));
     if (data_ != nullptr) memory::copy(device_, fresh, data_, bytes(size()));
     memory::deallocate(device_, data_);
     data_ = fresh;
@@ -216,7 +217,7 @@ class Tensor {
   /// Sets a new shape. The first min(old, new) elements keep their values (useful when only the
   /// leading dimension changes); new elements are zero. Reallocates only if capacity is exceeded.
   void resize(Shape shape) {
-    const index_t old_size = size();
+    const index_t old_size = data_ == nullptr ? 0 : size();
     reserve(shape.numel());
     if (shape.numel() > old_size) memory::zero(device_, data_ + old_size, bytes(shape.numel() - old_size));
     shape_ = shape;
@@ -262,7 +263,7 @@ class Tensor {
   Device device_{};
   T* data_ = nullptr;
   index_t capacity_ = 0;
-  Shape shape_;
+  Shape shape_{0};  // an empty tensor has no elements (a rank-0 shape would count one)
 };
 
 }  // namespace tokenformer

@@ -91,12 +91,12 @@ class Pattention {
       p->resize_rows(rows);
     }
     const auto fill = [&](Tensor<T, Device>& t, const T* source, double stddev) {
+      if (source == nullptr && rng == nullptr) return;  // resize_rows already zeroed the new rows
       const index_t per_row = t.dim(1);
       std::vector<T> host(static_cast<std::size_t>(count * per_row));
       if (source != nullptr) std::copy(source, source + count * per_row, host.begin());
-      else if (rng != nullptr)
+      else
         for (auto& x : host) x = static_cast<T>(rng->normal(0.0, stddev));
-      else return;  // resize_rows already zeroed the new rows
       device_memory<Device>::copy_from_host(t.device(), t.data() + old * per_row, host.data(),
                                             host.size() * sizeof(T));
     };
