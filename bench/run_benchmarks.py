@@ -4,7 +4,8 @@
 Usage: python3 bench/run_benchmarks.py BUILD_DIR [extra Google Benchmark flags...]
 
 Runs BUILD_DIR/bench/bench_layers (Eigen's GEMM) and, when built, bench_layers_openblas (OpenBLAS)
-with 5 repetitions, takes the median of each benchmark, and prints per backend:
+with 5 repetitions in random interleaved order, takes the median of each benchmark, and prints per
+backend:
   * GFLOP/s of the Pattention FFN next to its bare GEMM pair, and of the TokenFormerLayer next to its
     bare GEMMs (ratio = layer / bare GEMMs: 1.0 means the non-GEMM work is free);
   * where the time goes: median wall time of each part, in ms.
@@ -22,7 +23,11 @@ import subprocess
 import sys
 
 BACKENDS = [("Eigen", "bench_layers"), ("OpenBLAS", "bench_layers_openblas")]
-RUN_FLAGS = ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true", "--benchmark_format=json"]
+# Random interleaving runs the repetitions of all benchmarks in shuffled order, so that a slow stretch
+# of the machine (seen on the 2-core VM: GEMMs 30% slower for seconds at a time) spreads over every
+# benchmark instead of skewing one side of a ratio.
+RUN_FLAGS = ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true", "--benchmark_format=json",
+             "--benchmark_enable_random_interleaving=true"]
 NAME = re.compile(r"^(?P<family>.+?)/T:(?P<T>\d+)/C:(?P<C>\d+)(/|$)")
 TIME_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
