@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tokenformer/core/error.hpp"
@@ -40,21 +41,49 @@ class AdamW {
   void set_step_count(long step) { step_ = step; }
 
   /// One update of every trainable parameter of `model` from its gradient, with learning rate `lr`.
+  /// All parameters go to one fused kernel call (adamw_step_many: a single launch on the GPU).
   template <class Model>
   void step(Model& model, double lr) {
-    ++step_;
+    std::size_t counts[2] = {0, 0};  // trainable float and double parameters
     model.for_each_parameter([&](const std::string& name, auto& p) {
+      using T = typename std::decay_t<decltype(p.value)>::value_type;
+      static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "AdamW: float or double parameters");
       if (p.trainable_count() == 0) return;
       if (!p.training_enabled()) throw argument_error("AdamW step: parameter '" + name + "' has no gradient");
+      ++counts[std::is_same<T, double>::value];
+    });
+    ++step_;
+    std::vector<kernels::AdamWSegment<float>> floats;
+    std::vector<kernels::AdamWSegment<double>> doubles;
+    const char* device_name = nullptr;
+    model.for_each_parameter([&](const std::string& name, auto& p) {
+      using T = typename std::decay_t<decltype(p.value)>::value_type;
+      if (p.trainable_count() == 0) return;
+      const char* here = p.value.device().name();
+      if (device_name == nullptr) device_name = here;
+      if (std::string(here) != device_name)
+        throw argument_error("AdamW step: parameter '" + name + "' is on " + here + ", others on " + device_name);
+      auto& segments = select(floats, doubles, static_cast<T*>(nullptr));
       const index_t offset = p.trainable_offset();
-      kernels::adamw_step(p.value.device(), p.value.data() + offset, p.first_moment.data() + offset,
-                          p.second_moment.data() + offset, p.grad.data() + offset, p.trainable_count(), lr,
-                          options_.beta1, options_.beta2, options_.eps, p.weight_decay ? options_.weight_decay : 0.0,
-                          step_);
+      segments.push_back({p.value.data() + offset, p.first_moment.data() + offset, p.second_moment.data() + offset,
+                          p.grad.data() + offset, p.trainable_count(), p.weight_decay ? options_.weight_decay : 0.0});
+      if (segments.size() == counts[std::is_same<T, double>::value])
+        kernels::adamw_step_many(p.value.device(), segments.data(), segments.size(), lr, options_.beta1,
+                                 options_.beta2, options_.eps, step_);
     });
   }
 
  private:
+  static std::vector<kernels::AdamWSegment<float>>& select(std::vector<kernels::AdamWSegment<float>>& floats,
+                                                           std::vector<kernels::AdamWSegment<double>>&, float*) {
+    return floats;
+  }
+  static std::vector<kernels::AdamWSegment<double>>& select(std::vector<kernels::AdamWSegment<float>>&,
+                                                            std::vector<kernels::AdamWSegment<double>>& doubles,
+                                                            double*) {
+    return doubles;
+  }
+
   AdamWOptions options_;
   long step_ = 0;
 };
@@ -93,17 +122,9 @@ void check_finite(Model& model, long step, double loss) {
   const std::string at = "step " + std::to_string(step) + ": ";
   if (!std::isfinite(loss)) throw numeric_error(at + "the loss is " + std::to_string(loss));
   model.for_each_parameter([&](const std::string& name, auto& p) {
-    using T = typename std::decay_t<decltype(p.value)>::value_type;
     for (const auto* t : {&p.grad, &p.value}) {
       if (t->size() == 0) continue;
-      index_t where = -1;
-      if constexpr (device_memory<std::decay_t<decltype(p.value.device())>>::host_accessible) {
-        where = kernels::first_non_finite(t->device(), t->data(), t->size());
-      } else {
-        std::vector<T> host(static_cast<std::size_t>(t->size()));
-        t->copy_to_host(host.data());
-        where = kernels::first_non_finite(cpu{}, host.data(), t->size());
-      }
+      const index_t where = kernels::first_non_finite(t->device(), t->data(), t->size());
       if (where >= 0)
         throw numeric_error(at + std::string(t == &p.grad ? "the gradient of '" : "parameter '") + name +
                             "' holds a non-finite value at index " + std::to_string(where));

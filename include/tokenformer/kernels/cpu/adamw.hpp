@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/adamw_segment.hpp"
 #include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
@@ -40,6 +42,16 @@ void adamw_step(const cpu&, T* p, T* m, T* v, const T* g, index_t n, double lr, 
     m[i] = b1 * m[i] + (T(1) - b1) * g[i];
     v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
     p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + epsilon);
+  }
+}
+
+/// One AdamW step over several parameters at once (on the CPU, one adamw_step each).
+template <class T>
+void adamw_step_many(const cpu& device, const AdamWSegment<T>* segments, std::size_t count, double lr, double beta1,
+                     double beta2, double eps, long step) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const AdamWSegment<T>& s = segments[i];
+    adamw_step(device, s.p, s.m, s.v, s.g, s.n, lr, beta1, beta2, eps, s.weight_decay, step);
   }
 }
 

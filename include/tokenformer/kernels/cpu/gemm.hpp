@@ -46,4 +46,17 @@ void gemm(const cpu&, T* C, index_t ldc,                  // (M, N)
   }
 }
 
+/// `batch` independent GEMMs: C_i = alpha · op(A_i) · op(B_i) + beta · C_i with A_i = A + i·stride_a
+/// (and likewise B_i, C_i); each as in gemm.
+template <class T>
+void gemm_strided_batched(const cpu& device, T* C, index_t ldc, index_t stride_c,          // (M, N) each
+                          const T* A, index_t lda, index_t stride_a, bool transpose_a,    // (M, K) or (K, M)
+                          const T* B, index_t ldb, index_t stride_b, bool transpose_b,    // (K, N) or (N, K)
+                          index_t batch, index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0)) {
+  if (batch < 0) throw shape_error("gemm_strided_batched: negative batch count");
+  for (index_t i = 0; i < batch; ++i)
+    gemm(device, C + i * stride_c, ldc, A + i * stride_a, lda, transpose_a, B + i * stride_b, ldb, transpose_b, M, N,
+         K, alpha, beta);
+}
+
 }  // namespace tokenformer::kernels
