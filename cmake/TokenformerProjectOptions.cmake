@@ -1,6 +1,10 @@
 # Compiler options for the project's own tests, examples and benchmarks (never for consumers).
 add_library(tokenformer_project_options INTERFACE)
-target_compile_options(tokenformer_project_options INTERFACE -Wall -Wextra -Wpedantic -Werror)
+target_compile_options(tokenformer_project_options INTERFACE "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;-Wpedantic;-Werror>")
+# nvcc: every nvcc warning is an error, and the host compiler sees -Wall -Wextra -Werror (not
+# -Wpedantic: nvcc's generated host code uses GCC extensions such as line markers).
+target_compile_options(tokenformer_project_options INTERFACE
+                       "$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings;-Xcompiler=-Wall,-Wextra,-Werror>")
 # Sanitized builds use -O1: -O3 with ASan instrumentation takes minutes per test file to compile.
 if(TOKENFORMER_SANITIZE)
   set(tokenformer_optimization -O1)
@@ -10,15 +14,17 @@ else()
   set(tokenformer_optimization -O2)
 endif()
 if(TOKENFORMER_NATIVE)
-  target_compile_options(tokenformer_project_options INTERFACE $<$<NOT:$<CONFIG:Debug>>:${tokenformer_optimization} -march=native>)
+  # CUDA translation units get no -march=native: their binaries run on the GPU machine's processor.
+  target_compile_options(tokenformer_project_options INTERFACE
+                         "$<$<AND:$<COMPILE_LANGUAGE:CXX>,$<NOT:$<CONFIG:Debug>>>:${tokenformer_optimization};-march=native>")
 else()
-  target_compile_options(tokenformer_project_options INTERFACE $<$<NOT:$<CONFIG:Debug>>:${tokenformer_optimization}>)
+  target_compile_options(tokenformer_project_options INTERFACE
+                         "$<$<AND:$<COMPILE_LANGUAGE:CXX>,$<NOT:$<CONFIG:Debug>>>:${tokenformer_optimization}>")
 endif()
 if(TOKENFORMER_SANITIZE)
   # GCC 12 emits false -Wmaybe-uninitialized warnings from <regex>/std::function under ASan
   # instrumentation (in Catch2's main); they are not errors in our code.
-  target_compile_options(tokenformer_project_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
-                                                               -fno-sanitize-recover=all -Wno-maybe-uninitialized)
+  target_compile_options(tokenformer_project_options INTERFACE "$<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined;-fno-omit-frame-pointer;-fno-sanitize-recover=all;-Wno-maybe-uninitialized>")
   target_link_options(tokenformer_project_options INTERFACE -fsanitize=address,undefined)
 endif()
 

@@ -2,6 +2,9 @@
 #pragma once
 
 #include "tokenformer/core/config.hpp"
+#if TOKENFORMER_CUDA_COMPILER
+#include "tokenformer/core/cuda.cuh"  // the cuda device (nvcc only)
+#endif
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/model_config.hpp"
@@ -17,6 +20,7 @@
 #include "tokenformer/layers/pattention.hpp"
 #include "tokenformer/layers/self_attention.hpp"
 #include "tokenformer/layers/tokenformer_layer.hpp"
+#include "tokenformer/model/copy_parameters.hpp"
 #include "tokenformer/model/language_model.hpp"
 #include "tokenformer/core/parameter.hpp"
 #include "tokenformer/train/checkpoint.hpp"

@@ -11,6 +11,10 @@
 #if defined(__CUDACC__)
 #define TOKENFORMER_HOST_DEVICE __host__ __device__
 #define TOKENFORMER_CUDA_COMPILER 1
+// Throw tokenformer::cuda_error naming the call when a CUDA runtime / cuBLAS call fails
+// (defined in core/cuda.cuh).
+#define TOKENFORMER_CUDA_CHECK(call) ::tokenformer::detail::cuda_check((call), #call, __FILE__, __LINE__)
+#define TOKENFORMER_CUBLAS_CHECK(call) ::tokenformer::detail::cublas_check((call), #call, __FILE__, __LINE__)
 #else
 #define TOKENFORMER_HOST_DEVICE
 #define TOKENFORMER_CUDA_COMPILER 0

@@ -1,8 +1,11 @@
 // tokenformer/kernels/kernels.hpp: the kernels of every device this translation unit can use.
 //
 // Layers include this header and call `kernels::op(device, ...)`; overload resolution on the device
-// tag picks the implementation.
+// tag picks the implementation. The CUDA kernels join when the translation unit is compiled by nvcc.
 #pragma once
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/kernels/cpu.hpp"
+#if TOKENFORMER_CUDA_COMPILER
+#include "tokenformer/kernels/cuda.cuh"
+#endif
