@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # run_tests.sh [--sanitize]: install missing packages, build everything (Release, -O3 -march=native)
 # and run the whole test suite with CTest. --sanitize builds in build-asan with
-# -fsanitize=address,undefined instead.
+# -fsanitize=address,undefined instead (without the nvcc-compiled programs; the Thrust host-backend
+# tests do run under the sanitizers).
+# Where nvcc is found (/usr/local/cuda/bin/nvcc), the CUDA tests, example and benchmark are compiled
+# too; the GPU tests run where there is a GPU and are reported as skipped where there is none.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,7 +12,8 @@ build=build
 flags=(-DCMAKE_BUILD_TYPE=Release)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
-  flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF)
+  flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF
+         -DTOKENFORMER_ENABLE_CUDA=OFF)
 fi
 
 ./install_deps.sh --with-bench --with-clang
