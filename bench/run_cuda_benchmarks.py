@@ -21,6 +21,11 @@ def medians(results):
     return out
 
 
+def milliseconds(b):
+    scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--json":
         with open(sys.argv[2]) as f:
@@ -38,23 +43,26 @@ def main():
     pairs = [("BM_Pattention/fwd", "BM_PattentionGemms/fwd"), ("BM_Pattention/fwd_bwd", "BM_PattentionGemms/fwd_bwd"),
              ("BM_Layer", "BM_LayerGemms")]
     for layer, gemms in pairs:
-        for name, b in sorted(m.items()):
-            if not name.startswith(layer + "/") or name.count("/") != layer.count("/") + 2:
-                continue
-            rows = name.split("/")[-2]
-            g = m.get(f"{gemms}/{rows}/manual_time")
-            ms = b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6
-            gms = None if g is None else (g["real_time"] if g["time_unit"] == "ms" else g["real_time"] / 1e6)
+        depth = layer.count("/") + 1
+        rows_of = {}
+        for name in m:
+            parts = name.split("/")
+            if "/".join(parts[:depth]) == layer and parts[depth].isdigit():
+                rows_of[name] = int(parts[depth])
+        for name in sorted(rows_of, key=rows_of.get):
+            parts = name.split("/")
+            g = m.get("/".join([gemms] + parts[depth:]))
+            ms = milliseconds(m[name])
+            gms = None if g is None else milliseconds(g)
             ratio = "" if gms is None else f"{ms / gms:.2f}"
-            print(f"| {layer} | {rows} | {ms:.3f} | {b.get('TFLOPs', 0):.1f} | "
+            print(f"| {layer} | {rows_of[name]} | {ms:.3f} | {m[name].get('TFLOPs', 0):.1f} | "
                   f"{'' if gms is None else f'{gms:.3f}'} | {ratio} |")
     print("\n| training step, 150M preset, B = 8 | T | median ms | tokens/s | model TFLOP/s |")
     print("|---|---|---|---|---|")
     for name, b in sorted(m.items()):
         if name.startswith("BM_TrainStep150M"):
             parts = name.split("/")
-            ms = b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6
-            print(f"| {parts[1]} | {parts[2]} | {ms:.1f} | {b['tokens/s']:.0f} | {b.get('TFLOPs', 0):.1f} |")
+            print(f"| {parts[1]} | {parts[2]} | {milliseconds(b):.1f} | {b['tokens/s']:.0f} | {b.get('TFLOPs', 0):.1f} |")
 
 
 if __name__ == "__main__":
