@@ -144,17 +144,14 @@ void BM_PattentionGemms(benchmark::State& state, bool backward) {
 
 // ---- TokenFormer layer --------------------------------------------------------------------------
 
-double layer_gemm_flops(index_t M) {
-  return 3.0 * (4 * (gemm_flops(M, C, C) * 2) + 2 * gemm_flops(M, 4 * C, C));
-}
+double layer_gemm_flops(index_t M) { return 3.0 * (4 * (gemm_flops(M, C, C) * 2) + 2 * gemm_flops(M, 4 * C, C)); }
 
 void BM_Layer(benchmark::State& state) {
   const index_t T_len = state.range(0) / 8, B = 8, M = B * T_len;
   ModelConfig config = ModelConfig::from<presets::TokenFormer150M>();
   TokenFormerLayer<float, Gpu> layer(config);
   randomize(layer);
-  auto x = random_tensor(Shape{M, C}, 2, 1.0), out = random_tensor(Shape{M, C}, 3),
-       d = random_tensor(Shape{M, C}, 4);
+  auto x = random_tensor(Shape{M, C}, 2, 1.0), out = random_tensor(Shape{M, C}, 3), d = random_tensor(Shape{M, C}, 4);
   EventTimer timer(Gpu{});
   timer.time(state, [&] {
     layer.forward(out, x, B, T_len);
@@ -167,8 +164,7 @@ void BM_LayerGemms(benchmark::State& state) {
   const index_t M = state.range(0);
   Gpu device;
   auto x = random_tensor(Shape{M, C}, 2, 1.0), w = random_tensor(Shape{4 * C, C}, 3),
-       s = random_tensor(Shape{M, 4 * C}, 4), y = random_tensor(Shape{M, C}, 5),
-       dw = random_tensor(Shape{4 * C, C}, 6);
+       s = random_tensor(Shape{M, 4 * C}, 4), y = random_tensor(Shape{M, C}, 5), dw = random_tensor(Shape{4 * C, C}, 6);
   EventTimer timer(device);
   timer.time(state, [&] {
     for (index_t P : {C, C, C, C, 4 * C}) {  // Q, K, V, proj, FFN: 2 forward and 4 backward GEMMs each
@@ -204,8 +200,8 @@ void BM_TrainStep150M(benchmark::State& state, GemmPrecision precision) {
     clip_gradient_norm(model, 1.0);
     optimizer.step(model, 6e-4);
   });
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(B * T_len * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(B * T_len * state.iterations()), benchmark::Counter::kIsRate);
   set_flops(state, model.config().training_flops_per_token(T_len) * static_cast<double>(B * T_len));
 }
 
@@ -217,7 +213,17 @@ BENCHMARK_CAPTURE(BM_Pattention, fwd_bwd, true)->Arg(4096)->Arg(16384)->UseManua
 BENCHMARK_CAPTURE(BM_PattentionGemms, fwd_bwd, true)->Arg(4096)->Arg(16384)->UseManualTime()->Repetitions(5);
 BENCHMARK(BM_Layer)->Arg(8192)->Arg(16384)->UseManualTime()->Repetitions(5);
 BENCHMARK(BM_LayerGemms)->Arg(8192)->Arg(16384)->UseManualTime()->Repetitions(5);
-BENCHMARK_CAPTURE(BM_TrainStep150M, fp32, GemmPrecision::fp32)->Arg(1024)->Arg(2048)->UseManualTime()->Iterations(5)->Repetitions(3);
-BENCHMARK_CAPTURE(BM_TrainStep150M, tf32, GemmPrecision::tf32)->Arg(1024)->Arg(2048)->UseManualTime()->Iterations(5)->Repetitions(3);
+BENCHMARK_CAPTURE(BM_TrainStep150M, fp32, GemmPrecision::fp32)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->UseManualTime()
+    ->Iterations(5)
+    ->Repetitions(3);
+BENCHMARK_CAPTURE(BM_TrainStep150M, tf32, GemmPrecision::tf32)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->UseManualTime()
+    ->Iterations(5)
+    ->Repetitions(3);
 
 BENCHMARK_MAIN();

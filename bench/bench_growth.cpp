@@ -25,8 +25,8 @@ constexpr index_t C = 768, P = 3072;
 double grown_bytes(index_t m) { return 2.0 * static_cast<double>((P + m) * C) * sizeof(float); }
 
 void set_rate(benchmark::State& state, index_t m) {
-  state.counters["GBps"] = benchmark::Counter(static_cast<double>(state.iterations()) * grown_bytes(m) / 1e9,
-                                              benchmark::Counter::kIsRate);
+  state.counters["GBps"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * grown_bytes(m) / 1e9, benchmark::Counter::kIsRate);
 }
 
 void BM_GrowWithinCapacity(benchmark::State& state) {

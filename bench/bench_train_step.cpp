@@ -70,8 +70,7 @@ ModelConfig config_of(const TrainShape& s) {
 
 // FLOPs/token = 6·N + 6·L·T·C (see the header comment).
 double training_flops_per_token(const ModelConfig& config, index_t parameters, index_t T) {
-  return 6.0 * static_cast<double>(parameters) + 6.0 * static_cast<double>(config.num_layers) *
-                                                     static_cast<double>(T) *
+  return 6.0 * static_cast<double>(parameters) + 6.0 * static_cast<double>(config.num_layers) * static_cast<double>(T) *
                                                      static_cast<double>(config.hidden_size);
 }
 
@@ -108,8 +107,9 @@ void BM_TrainStep(benchmark::State& state, const TrainShape& shape) {
   const double iterations = static_cast<double>(state.iterations());
   const double tokens_per_step = static_cast<double>(M);
   state.counters["tokens/s"] = benchmark::Counter(iterations * tokens_per_step, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      iterations * tokens_per_step * training_flops_per_token(config, parameters, T) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(iterations * tokens_per_step * training_flops_per_token(config, parameters, T) / 1e9,
+                         benchmark::Counter::kIsRate);
   state.counters["params"] = static_cast<double>(parameters);
   state.counters["loss"] = loss;
   state.SetLabel("L=" + std::to_string(config.num_layers) + " C=" + std::to_string(config.hidden_size) +

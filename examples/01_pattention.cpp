@@ -38,15 +38,15 @@ int main() {
   // mapping as P learnable *tokens*: P keys of size d_in and P values of size d_out. Each input row is a
   // query; it scores every key, normalizes the scores with Θ, and returns the weighted mix of values.
   const index_t d_in = 4, d_out = 3, P = 5, M = 2;
-  std::printf("1. A Pattention with d_in=%td, d_out=%td and P=%td parameter tokens, on M=%td input rows\n",
-              d_in, d_out, P, M);
+  std::printf("1. A Pattention with d_in=%td, d_out=%td and P=%td parameter tokens, on M=%td input rows\n", d_in, d_out,
+              P, M);
   Pattention<float> layer(d_in, d_out, P, Normalization::l2_norm_gelu);
   Rng rng(2024);
   layer.initialize(rng, /*key_std=*/0.5, /*value_std=*/0.5);
 
   Tensor<float> x(Shape{M, d_in});
   const float inputs[] = {1.0f, -0.5f, 0.25f, 2.0f,   // row 0
-                          0.0f, 0.0f, 0.0f, 0.0f};    // row 1: all zero (no signal)
+                          0.0f, 0.0f,  0.0f,  0.0f};  // row 1: all zero (no signal)
   x.copy_from_host(inputs);
   Tensor<float> out(Shape{M, d_out});
   layer.forward(out, x);
@@ -72,8 +72,8 @@ int main() {
 
   // Check the layer against the step-by-step computation.
   RowMatrix<float> expected_weights(M, P);
-  kernels::reference::pattention_norm_forward(expected_weights.data(), scores.data(), M, P,
-                                              Normalization::l2_norm_gelu, P);
+  kernels::reference::pattention_norm_forward(expected_weights.data(), scores.data(), M, P, Normalization::l2_norm_gelu,
+                                              P);
   RowMatrix<float> expected = expected_weights * layer.value_tokens().matrix();  // [M, d_out]
   print_row("layer output, row 0:", out.data(), d_out);
   print_row("step by step, row 0:", expected.data(), d_out);

@@ -48,20 +48,29 @@ Arguments parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string key = argv[i];
     if (key == "--help" || key == "-h") {
-      std::printf("usage: 03_incremental_scaling [--steps N] [--batch B] [--seq T] [--lr LR] [--eval-every N]\n"
-                  "                              [--out-dir DIR] [--summary-json PATH]\n");
+      std::printf(
+          "usage: 03_incremental_scaling [--steps N] [--batch B] [--seq T] [--lr LR] [--eval-every N]\n"
+          "                              [--out-dir DIR] [--summary-json PATH]\n");
       std::exit(0);
     }
     if (i + 1 >= argc) throw argument_error("option " + key + " needs a value");
     const std::string value = argv[++i];
-    if (key == "--steps") a.steps = std::stol(value);
-    else if (key == "--batch") a.batch = std::stol(value);
-    else if (key == "--seq") a.sequence = std::stol(value);
-    else if (key == "--lr") a.lr = std::stod(value);
-    else if (key == "--eval-every") a.eval_every = std::stol(value);
-    else if (key == "--out-dir") a.out_dir = value;
-    else if (key == "--summary-json") a.summary_json = value;
-    else throw argument_error("unknown option " + key);
+    if (key == "--steps")
+      a.steps = std::stol(value);
+    else if (key == "--batch")
+      a.batch = std::stol(value);
+    else if (key == "--seq")
+      a.sequence = std::stol(value);
+    else if (key == "--lr")
+      a.lr = std::stod(value);
+    else if (key == "--eval-every")
+      a.eval_every = std::stol(value);
+    else if (key == "--out-dir")
+      a.out_dir = value;
+    else if (key == "--summary-json")
+      a.summary_json = value;
+    else
+      throw argument_error("unknown option " + key);
   }
   if (a.steps < 4 || a.steps % 2 != 0) throw argument_error("--steps must be an even number >= 4");
   return a;
@@ -204,13 +213,14 @@ int main(int argc, char** argv) try {
   io::write_file_atomically(args.out_dir + "/scaling.csv", [&](io::FileSink& s) { s.write(csv.data(), csv.size()); });
 
   const auto number = [](double x) { return std::isnan(x) ? std::string("null") : io::Json::number_text(x); };
-  const std::string json = "{\n  \"grown\": {\"final_validation_loss\": " + number(grown_final) +
-                           ", \"total_flops\": " + number(grown_flops) + ", \"flops_to_reach_scratch_final\": " +
-                           number(grown_reach) + ", \"growth_at_flops\": " + number(growth_flops) +
-                           ", \"loss_before_growth\": " + number(before_growth) + ", \"loss_after_growth\": " +
-                           number(after_growth) + "},\n  \"scratch\": {\"final_validation_loss\": " +
-                           number(scratch_final) + ", \"total_flops\": " + number(scratch_flops) +
-                           ", \"flops_to_reach_scratch_final\": " + number(scratch_reach) + "}\n}\n";
+  const std::string json =
+      "{\n  \"grown\": {\"final_validation_loss\": " + number(grown_final) +
+      ", \"total_flops\": " + number(grown_flops) + ", \"flops_to_reach_scratch_final\": " + number(grown_reach) +
+      ", \"growth_at_flops\": " + number(growth_flops) + ", \"loss_before_growth\": " + number(before_growth) +
+      ", \"loss_after_growth\": " + number(after_growth) +
+      "},\n  \"scratch\": {\"final_validation_loss\": " + number(scratch_final) +
+      ", \"total_flops\": " + number(scratch_flops) + ", \"flops_to_reach_scratch_final\": " + number(scratch_reach) +
+      "}\n}\n";
   const std::string summary = args.summary_json.empty() ? args.out_dir + "/summary.json" : args.summary_json;
   io::write_file_atomically(summary, [&](io::FileSink& s) { s.write(json.data(), json.size()); });
   std::printf("wrote %s/scaling.svg, %s/scaling.csv, %s\n", args.out_dir.c_str(), args.out_dir.c_str(),

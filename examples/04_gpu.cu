@@ -41,7 +41,8 @@ void make_batch(int step, index_t B, index_t T_len, std::vector<std::int32_t>& t
   for (index_t b = 0; b < B; ++b) {
     const index_t start = (step * 37 + b * 101) % (length - T_len - 1);
     for (index_t t = 0; t < T_len; ++t) {
-      tokens[static_cast<std::size_t>(b * T_len + t)] = static_cast<unsigned char>(corpus[static_cast<std::size_t>(start + t)]);
+      tokens[static_cast<std::size_t>(b * T_len + t)] =
+          static_cast<unsigned char>(corpus[static_cast<std::size_t>(start + t)]);
       targets[static_cast<std::size_t>(b * T_len + t)] =
           static_cast<unsigned char>(corpus[static_cast<std::size_t>(start + t + 1)]);
     }

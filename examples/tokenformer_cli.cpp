@@ -19,8 +19,8 @@
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -190,10 +190,9 @@ int command_grow(int argc, char** argv) {
   args.erase(std::remove_if(args.begin() + 2, args.end(),
                             [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
              args.end());
-  const auto options =
-      parse_options(static_cast<int>(args.size()), args.data(),
-                    {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "seed"},
-                    {"weights", "config", "out"});
+  const auto options = parse_options(static_cast<int>(args.size()), args.data(),
+                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "seed"},
+                                     {"weights", "config", "out"});
   GrowthSpec spec;
   spec.qkv = parse_growth(options, "qkv");
   spec.proj = parse_growth(options, "proj");
@@ -216,22 +215,26 @@ int command_grow(int argc, char** argv) {
   if (out_config == out) throw UsageError("--out-config must differ from --out");
   io::save_weights(model, out);
   io::write_config(model.config(), out_config);
-  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (qkv " << model.config().qkv_tokens
-            << ", proj " << model.config().proj_tokens << ", ffn " << model.config().ffn_tokens << " tokens"
-            << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
+  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (qkv "
+            << model.config().qkv_tokens << ", proj " << model.config().proj_tokens << ", ffn "
+            << model.config().ffn_tokens << " tokens" << (pin ? ", scale pinned" : "") << "); wrote " << out << " and "
+            << out_config << "\n";
   return 0;
 }
 
 int command_train(int argc, char** argv) {
-  const auto options = parse_options(argc, argv,
-                                     {"checkpoint-dir", "corpus", "preset", "steps", "batch", "seq", "lr", "warmup",
-                                      "eval-every", "seed", "resume"},
-                                     {"checkpoint-dir"});
+  const auto options = parse_options(
+      argc, argv,
+      {"checkpoint-dir", "corpus", "preset", "steps", "batch", "seq", "lr", "warmup", "eval-every", "seed", "resume"},
+      {"checkpoint-dir"});
   const std::string preset = options.count("preset") ? options.at("preset") : "small";
   ModelConfig config;
-  if (preset == "tiny") config = ModelConfig::from<presets::Tiny>();
-  else if (preset == "small") config = ModelConfig::from<presets::Small>();
-  else throw UsageError("--preset must be tiny or small, got '" + preset + "'");
+  if (preset == "tiny")
+    config = ModelConfig::from<presets::Tiny>();
+  else if (preset == "small")
+    config = ModelConfig::from<presets::Small>();
+  else
+    throw UsageError("--preset must be tiny or small, got '" + preset + "'");
   const auto files = options.count("corpus") ? split_commas(options.at("corpus")) : TextCorpus::default_files();
   TextCorpus corpus(files, 0.1);
 

@@ -36,8 +36,10 @@ GradCase pattention_norm_case(Normalization kind, index_t rows, index_t n, index
   };
   c.backward = [=](const Inputs& in, const Vector& dy) {
     Vector dx(in[0].size());
-    if (fast) kernels::pattention_norm_backward(cpu{}, dx.data(), dy.data(), in[0].data(), rows, n, kind, scale_tokens);
-    else kernels::reference::pattention_norm_backward(dx.data(), dy.data(), in[0].data(), rows, n, kind, scale_tokens);
+    if (fast)
+      kernels::pattention_norm_backward(cpu{}, dx.data(), dy.data(), in[0].data(), rows, n, kind, scale_tokens);
+    else
+      kernels::reference::pattention_norm_backward(dx.data(), dy.data(), in[0].data(), rows, n, kind, scale_tokens);
     return Inputs{dx};
   };
   return c;
@@ -69,13 +71,12 @@ TEST_CASE("gradcheck: layer_norm, non-parametric and affine, cpu and reference",
     for (bool fast : {false, true}) {
       GradCase c;
       c.name = std::string(fast ? "cpu" : "reference") + " layer_norm affine=" + (affine ? "1" : "0");
-      c.inputs = {random_vector<double>(rows * C, 21, 2.0), random_vector<double>(C, 22),
-                  random_vector<double>(C, 23)};
+      c.inputs = {random_vector<double>(rows * C, 21, 2.0), random_vector<double>(C, 22), random_vector<double>(C, 23)};
       c.forward = [=](const Inputs& in) {
         Vector out(in[0].size());
         kernels::reference::layer_norm_forward<double>(out.data(), nullptr, nullptr, in[0].data(),
-                                                       affine ? in[1].data() : nullptr,
-                                                       affine ? in[2].data() : nullptr, rows, C, 1e-5);
+                                                       affine ? in[1].data() : nullptr, affine ? in[2].data() : nullptr,
+                                                       rows, C, 1e-5);
         return out;
       };
       c.backward = [=](const Inputs& in, const Vector& dy) {
@@ -86,8 +87,8 @@ TEST_CASE("gradcheck: layer_norm, non-parametric and affine, cpu and reference",
         double* dwp = affine ? dw.data() : nullptr;
         double* dbp = affine ? db.data() : nullptr;
         if (fast)
-          kernels::layer_norm_backward(cpu{}, dx.data(), dwp, dbp, dy.data(), in[0].data(), w, mean.data(),
-                                       rstd.data(), rows, C);
+          kernels::layer_norm_backward(cpu{}, dx.data(), dwp, dbp, dy.data(), in[0].data(), w, mean.data(), rstd.data(),
+                                       rows, C);
         else
           kernels::reference::layer_norm_backward(dx.data(), dwp, dbp, dy.data(), in[0].data(), w, mean.data(),
                                                   rstd.data(), rows, C);
@@ -112,8 +113,10 @@ TEST_CASE("gradcheck: rotary, cpu and reference", "[gradcheck][rotary]") {
       };
       c.backward = [=](const Inputs&, const Vector& dy) {
         Vector dx = dy;
-        if (fast) kernels::rotary_backward(cpu{}, dx.data(), B, T, H, D, rot, 10000.0, 3);
-        else kernels::reference::rotary_backward(dx.data(), B, T, H, D, rot, 10000.0, 3);
+        if (fast)
+          kernels::rotary_backward(cpu{}, dx.data(), B, T, H, D, rot, 10000.0, 3);
+        else
+          kernels::reference::rotary_backward(dx.data(), B, T, H, D, rot, 10000.0, 3);
         return Inputs{dx};
       };
       require_gradients_match(c);
@@ -133,8 +136,7 @@ TEST_CASE("gradcheck: causal attention, cpu and reference, including more than o
       c.inputs = {random_vector<double>(n, 41), random_vector<double>(n, 42), random_vector<double>(n, 43)};
       c.forward = [=](const Inputs& in) {
         Vector out(n);
-        kernels::reference::attention_forward(out.data(), in[0].data(), in[1].data(), in[2].data(), s.B, s.T, s.H,
-                                              s.D);
+        kernels::reference::attention_forward(out.data(), in[0].data(), in[1].data(), in[2].data(), s.B, s.T, s.H, s.D);
         return out;
       };
       c.backward = [=](const Inputs& in, const Vector& dy) {
@@ -143,8 +145,8 @@ TEST_CASE("gradcheck: causal attention, cpu and reference, including more than o
           kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dy.data(), in[0].data(), in[1].data(),
                                       in[2].data(), s.B, s.T, s.H, s.D);
         else
-          kernels::reference::attention_backward(dq.data(), dk.data(), dv.data(), dy.data(), in[0].data(),
-                                                 in[1].data(), in[2].data(), s.B, s.T, s.H, s.D);
+          kernels::reference::attention_backward(dq.data(), dk.data(), dv.data(), dy.data(), in[0].data(), in[1].data(),
+                                                 in[2].data(), s.B, s.T, s.H, s.D);
         return Inputs{dq, dk, dv};
       };
       require_gradients_match(c);
@@ -165,8 +167,10 @@ TEST_CASE("gradcheck: embedding, cpu and reference", "[gradcheck][embedding]") {
     };
     c.backward = [=](const Inputs&, const Vector& dy) {
       Vector d_table(V * C, 0.0);
-      if (fast) kernels::embedding_backward(cpu{}, d_table.data(), dy.data(), tokens.data(), N, C);
-      else kernels::reference::embedding_backward(d_table.data(), dy.data(), tokens.data(), N, C);
+      if (fast)
+        kernels::embedding_backward(cpu{}, d_table.data(), dy.data(), tokens.data(), N, C);
+      else
+        kernels::reference::embedding_backward(d_table.data(), dy.data(), tokens.data(), N, C);
       return Inputs{d_table};
     };
     require_gradients_match(c);
@@ -188,8 +192,10 @@ TEST_CASE("gradcheck: fused softmax cross-entropy, cpu and reference, with ignor
     c.backward = [=](const Inputs& in, const Vector& dy) {
       // d loss_i / d logits_i = softmax − onehot; weight row i by dy[i].
       Vector grad = in[0], losses(N);
-      if (fast) kernels::cross_entropy_forward_backward(cpu{}, grad.data(), losses.data(), targets.data(), N, V, 1.0);
-      else kernels::reference::cross_entropy_forward_backward(grad.data(), losses.data(), targets.data(), N, V, 1.0);
+      if (fast)
+        kernels::cross_entropy_forward_backward(cpu{}, grad.data(), losses.data(), targets.data(), N, V, 1.0);
+      else
+        kernels::reference::cross_entropy_forward_backward(grad.data(), losses.data(), targets.data(), N, V, 1.0);
       for (index_t i = 0; i < N; ++i)
         for (index_t j = 0; j < V; ++j) grad[static_cast<std::size_t>(i * V + j)] *= dy[static_cast<std::size_t>(i)];
       return Inputs{grad};
@@ -202,7 +208,8 @@ TEST_CASE("cross-entropy values by hand", "[kernels][loss]") {
   // Logits [0, ln 3] with target 1: p = [1/4, 3/4], loss = ln(4/3), gradient [1/4, −1/4].
   std::vector<double> logits{0.0, std::log(3.0)};
   std::vector<std::int32_t> target{1};
-  const double loss = kernels::cross_entropy_forward_backward(cpu{}, logits.data(), static_cast<double*>(nullptr), target.data(), 1, 2, 1.0);
+  const double loss = kernels::cross_entropy_forward_backward(cpu{}, logits.data(), static_cast<double*>(nullptr),
+                                                              target.data(), 1, 2, 1.0);
   CHECK(loss == Approx(std::log(4.0 / 3.0)).epsilon(1e-14));
   CHECK(logits[0] == Approx(0.25).epsilon(1e-14));
   CHECK(logits[1] == Approx(-0.25).epsilon(1e-14));
@@ -217,8 +224,8 @@ TEMPLATE_TEST_CASE("backward kernels: cpu matches reference in float on larger s
     const auto q = random_vector<TestType>(n, 1), k = random_vector<TestType>(n, 2), v = random_vector<TestType>(n, 3),
                dout = random_vector<TestType>(n, 4);
     std::vector<TestType> a(n), b(n), c(n), ra(n), rb(n), rc(n);
-    kernels::attention_backward(cpu{}, a.data(), b.data(), c.data(), dout.data(), q.data(), k.data(), v.data(), B, T,
-                                H, D);
+    kernels::attention_backward(cpu{}, a.data(), b.data(), c.data(), dout.data(), q.data(), k.data(), v.data(), B, T, H,
+                                D);
     kernels::reference::attention_backward(ra.data(), rb.data(), rc.data(), dout.data(), q.data(), k.data(), v.data(),
                                            B, T, H, D);
     CHECK(test_util::max_scaled_diff(a, ra) <= tol);

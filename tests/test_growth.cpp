@@ -213,8 +213,9 @@ TEST_CASE("a smaller checkpoint loads into a larger configuration; other mismatc
   wider.hidden_size = 48;
   wider.num_heads = 4;
   Model other(wider);
-  CHECK_THROWS_WITH(load_weights_for_growth(other, file),
-                    Catch::Contains("'sequential.0.word_embeddings.weight' has shape [50, 32], the model has [50, 48]"));
+  CHECK_THROWS_WITH(
+      load_weights_for_growth(other, file),
+      Catch::Contains("'sequential.0.word_embeddings.weight' has shape [50, 32], the model has [50, 48]"));
   ModelConfig deeper = small_config();
   deeper.num_layers = 3;
   Model deep(deeper);
@@ -262,8 +263,8 @@ TEST_CASE("tokenformer-cli grow writes a grown checkpoint and config that comput
   const std::string dir = test_util::data_dir() + "/l2_norm_gelu_f32";
   const std::string out = temp_path("cli_grown.safetensors"), out_config = temp_path("cli_grown.json");
   const std::string command = std::string(TOKENFORMER_CLI) + " grow --weights " + dir + "/model.safetensors --config " +
-                              dir + "/config.json --out " + out + " --qkv +8 --proj +4 --ffn +72 --init zero --pin-scale" +
-                              " 2>/dev/null";
+                              dir + "/config.json --out " + out +
+                              " --qkv +8 --proj +4 --ffn +72 --init zero --pin-scale" + " 2>/dev/null";
   REQUIRE(std::system(command.c_str()) == 0);
   auto original = io::load_model(dir + "/config.json", dir + "/model.safetensors");
   auto grown = io::load_model(out_config, out);
@@ -304,7 +305,9 @@ TEST_CASE("under l2_norm_gelu, zero-initialized tokens get exactly zero gradient
     const auto& values = model.layers[0].ffn.value_parameter();
     double new_gradient = 0;
     for (index_t i = 40 * 32; i < values.size(); ++i) new_gradient += std::fabs(values.grad[i]);
-    if (init == TokenInit::zero) CHECK(new_gradient == 0.0);
-    else CHECK(new_gradient > 0.0);
+    if (init == TokenInit::zero)
+      CHECK(new_gradient == 0.0);
+    else
+      CHECK(new_gradient > 0.0);
   }
 }

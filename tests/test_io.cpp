@@ -166,11 +166,15 @@ const std::string& golden_dir() {
 /// The golden l2_norm_gelu config with one key replaced (or removed when `value` is null).
 std::string golden_config_with(const std::string& key, const io::Json* value) {
   io::Json::Object o = io::parse_json(io::read_text_file(golden_dir() + "/l2_norm_gelu_f32/config.json")).as_object();
-  if (value == nullptr) REQUIRE(o.erase(key) == 1);
-  else o[key] = *value;
+  if (value == nullptr)
+    REQUIRE(o.erase(key) == 1);
+  else
+    o[key] = *value;
   return io::Json(o).dump();
 }
-std::string golden_config_with(const std::string& key, const io::Json& value) { return golden_config_with(key, &value); }
+std::string golden_config_with(const std::string& key, const io::Json& value) {
+  return golden_config_with(key, &value);
+}
 std::string golden_config_without(const std::string& key) { return golden_config_with(key, nullptr); }
 
 std::string config_error_of(const std::string& text, index_t vocab_rows = 0) {
@@ -186,8 +190,10 @@ template <class P>
 struct has_value_member<P, std::void_t<decltype(std::declval<P&>().value)>> : std::true_type {};
 template <class P>
 auto& value_of(P& p) {
-  if constexpr (has_value_member<P>::value) return p.value;
-  else return p;
+  if constexpr (has_value_member<P>::value)
+    return p.value;
+  else
+    return p;
 }
 
 /// Every parameter of a model, flattened in visiting order, with its name.
@@ -227,7 +233,8 @@ int wait_for(pid_t child) {
 TEST_CASE("JSON parses every kind of value", "[io][json]") {
   const io::Json v = io::parse_json(
       " {\"null\": null, \"t\": true, \"f\": false, \"int\": 12, \"neg\": -3.5, \"exp\": 1e3, \"Exp\": 2.5E-2,"
-      " \"zero\": -0, \"tiny\": 5e-324, \"s\": \"text\", \"empty\": \"\", \"arr\": [1, [], {}, \"x\"], \"obj\": {\"k\": [null]}}\n\t");
+      " \"zero\": -0, \"tiny\": 5e-324, \"s\": \"text\", \"empty\": \"\", \"arr\": [1, [], {}, \"x\"], \"obj\": "
+      "{\"k\": [null]}}\n\t");
   REQUIRE(v.is_object());
   CHECK(v.as_object().size() == 13);
   CHECK(v.find("null")->is_null());
@@ -277,7 +284,8 @@ TEST_CASE("JSON accessors reject the wrong kind with file_error naming the value
   CHECK_THROWS_WITH(v.as_array("root"), "file error: root must be an array");
   CHECK_THROWS_WITH(v.find("s")->as_object("s"), "file error: s must be an object");
   CHECK_THROWS_WITH(v.find("n")->as_integer("n", 0, 10), "file error: n must be an integer in [0, 10], got 2.5");
-  CHECK_THROWS_WITH(v.find("big")->as_integer("big"), Contains("big must be an integer in [") && Contains("got 1.0000000000000001e+300"));
+  CHECK_THROWS_WITH(v.find("big")->as_integer("big"),
+                    Contains("big must be an integer in [") && Contains("got 1.0000000000000001e+300"));
   CHECK_THROWS_AS(io::parse_json("-1").as_integer("x", 0, 10), file_error);
   CHECK_THROWS_AS(io::parse_json("11").as_integer("x", 0, 10), file_error);
   CHECK(io::parse_json("10").as_integer("x", 0, 10) == 10);
@@ -287,14 +295,14 @@ TEST_CASE("JSON string escapes, \\u escapes and surrogate pairs decode to UTF-8"
   CHECK(io::parse_json(R"("a\"b\\c\/d\be\ff\ng\rh\ti")").as_string() == "a\"b\\c/d\be\ff\ng\rh\ti");
   CHECK(io::parse_json(R"("\n")").as_string() == "\n");
   CHECK(io::parse_json(R"("\u0041\u00e9\u00E9")").as_string() == "A\xC3\xA9\xC3\xA9");  // é = C3 A9
-  CHECK(io::parse_json(R"("\u20ac")").as_string() == "\xE2\x82\xAC");                  // € = E2 82 AC
-  CHECK(io::parse_json(R"("\ud83d\ude00")").as_string() == "\xF0\x9F\x98\x80");        // U+1F600
-  CHECK(io::parse_json(R"("\uDBFF\uDFFF")").as_string() == "\xF4\x8F\xBF\xBF");        // U+10FFFF
+  CHECK(io::parse_json(R"("\u20ac")").as_string() == "\xE2\x82\xAC");                   // € = E2 82 AC
+  CHECK(io::parse_json(R"("\ud83d\ude00")").as_string() == "\xF0\x9F\x98\x80");         // U+1F600
+  CHECK(io::parse_json(R"("\uDBFF\uDFFF")").as_string() == "\xF4\x8F\xBF\xBF");         // U+10FFFF
   CHECK(io::parse_json(R"("\u0000")").as_string() == std::string(1, '\0'));
   CHECK(io::parse_json(R"("\u007f\u0080\u07ff\u0800\uffff")").as_string() ==
         "\x7F\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF");
   CHECK(io::parse_json("\"h\xC3\xA9llo\"").as_string() == "h\xC3\xA9llo");  // raw UTF-8 passes through
-  CHECK(io::parse_json(R"({"\u006b": 1})").find("k") != nullptr);              // escapes in keys
+  CHECK(io::parse_json(R"({"\u006b": 1})").find("k") != nullptr);           // escapes in keys
 }
 
 TEST_CASE("malformed JSON throws file_error with the source and byte offset", "[io][json]") {
@@ -439,7 +447,8 @@ TEST_CASE("JSON dump() is compact and parses back to the same value", "[io][json
   // Random doubles of every magnitude survive dump and parse bit for bit.
   Rng rng(11);
   for (int i = 0; i < 2000; ++i) {
-    const double x = rng.normal(0.0, 1.0) * std::pow(10.0, static_cast<double>(static_cast<int>(rng.uniform() * 600.0) - 300));
+    const double x =
+        rng.normal(0.0, 1.0) * std::pow(10.0, static_cast<double>(static_cast<int>(rng.uniform() * 600.0) - 300));
     const double y = io::parse_json(io::Json(x).dump()).as_number();
     if (bits_of(x) != bits_of(y) && !(x == 0.0 && y == 0.0)) {
       FAIL("x = " << io::Json(x).dump() << " reads back as " << io::Json(y).dump());
@@ -504,7 +513,8 @@ TEST_CASE("SafetensorsWriter writes float and double tensors that read back exac
   const std::string bytes = read_bytes(path);
   REQUIRE(bytes.size() >= 8);
   std::uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = header_size << 8 | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  for (int i = 7; i >= 0; --i)
+    header_size = header_size << 8 | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
   CHECK(header_size % 8 == 0);
   CHECK(bytes.size() == 8 + header_size + (6 + 1 + 0 + 360 + 21) * 4 + 4 * 8);
 
@@ -569,8 +579,8 @@ TEST_CASE("SafetensorsWriter rejects duplicate and reserved names and unwritable
   CHECK_THROWS_WITH(w.add("a", Shape{1}, &x), "argument error: tensor 'a' added twice");
   CHECK_THROWS_AS(w.add("__metadata__", Shape{1}, &x), argument_error);
   TempDir dir;
-  CHECK_THROWS_WITH(w.write(dir.file("missing/sub/t.safetensors")), Contains("file error: cannot create ") &&
-                                                                        Contains("missing/sub/t.safetensors.tmp."));
+  CHECK_THROWS_WITH(w.write(dir.file("missing/sub/t.safetensors")),
+                    Contains("file error: cannot create ") && Contains("missing/sub/t.safetensors.tmp."));
 }
 
 TEST_CASE("F16 and BF16 tensors convert to float exactly, bit pattern by bit pattern", "[io][safetensors]") {
@@ -579,13 +589,13 @@ TEST_CASE("F16 and BF16 tensors convert to float exactly, bit pattern by bit pat
       {0x3C00, 1.0f},
       {0xC000, -2.0f},
       {0x3800, 0.5f},
-      {0x3555, 0.333251953125f},            // 2^-2 * (1 + 341/1024)
-      {0x7BFF, 65504.0f},                   // largest finite half
-      {0x0400, std::ldexp(1.0f, -14)},      // smallest normal
-      {0x0001, std::ldexp(1.0f, -24)},      // smallest subnormal
+      {0x3555, 0.333251953125f},        // 2^-2 * (1 + 341/1024)
+      {0x7BFF, 65504.0f},               // largest finite half
+      {0x0400, std::ldexp(1.0f, -14)},  // smallest normal
+      {0x0001, std::ldexp(1.0f, -24)},  // smallest subnormal
       {0x8001, -std::ldexp(1.0f, -24)},
-      {0x0200, std::ldexp(1.0f, -15)},      // subnormal, one bit
-      {0x03FF, std::ldexp(1023.0f, -24)},   // largest subnormal
+      {0x0200, std::ldexp(1.0f, -15)},     // subnormal, one bit
+      {0x03FF, std::ldexp(1023.0f, -24)},  // largest subnormal
       {0x0000, 0.0f},
       {0x8000, -0.0f},
       {0x7C00, inf},
@@ -595,10 +605,10 @@ TEST_CASE("F16 and BF16 tensors convert to float exactly, bit pattern by bit pat
       {0x3F80, 1.0f},
       {0xC000, -2.0f},
       {0x3E80, 0.25f},
-      {0x4049, 3.140625f},                  // float bits 0x40490000
-      {0x7F7F, std::ldexp(255.0f, 120)},    // largest finite: (2 - 2^-7) * 2^127
-      {0x0080, std::ldexp(1.0f, -126)},     // smallest normal
-      {0x0001, std::ldexp(1.0f, -133)},     // subnormal (float bits 0x00010000)
+      {0x4049, 3.140625f},                // float bits 0x40490000
+      {0x7F7F, std::ldexp(255.0f, 120)},  // largest finite: (2 - 2^-7) * 2^127
+      {0x0080, std::ldexp(1.0f, -126)},   // smallest normal
+      {0x0001, std::ldexp(1.0f, -133)},   // subnormal (float bits 0x00010000)
       {0x8000, -0.0f},
       {0x7F80, inf},
       {0xFF80, -inf},
@@ -610,8 +620,9 @@ TEST_CASE("F16 and BF16 tensors convert to float exactly, bit pattern by bit pat
   bf16_bits.push_back(0x7FC0);  // NaN
   const std::size_t nh = half_bits.size(), nb = bf16_bits.size();
   const std::string header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[" + std::to_string(nh) + "],\"data_offsets\":[0," +
-                             std::to_string(2 * nh) + "]},\"b\":{\"dtype\":\"BF16\",\"shape\":[1," + std::to_string(nb) +
-                             "],\"data_offsets\":[" + std::to_string(2 * nh) + "," + std::to_string(2 * (nh + nb)) + "]}}";
+                             std::to_string(2 * nh) + "]},\"b\":{\"dtype\":\"BF16\",\"shape\":[1," +
+                             std::to_string(nb) + "],\"data_offsets\":[" + std::to_string(2 * nh) + "," +
+                             std::to_string(2 * (nh + nb)) + "]}}";
   TempDir dir;
   const std::string path = dir.file("half.safetensors");
   write_bytes(path, safetensors_bytes(header, le16s(half_bits) + le16s(bf16_bits)));
@@ -661,8 +672,9 @@ TEST_CASE("reading a tensor with the wrong shape or a missing name throws file_e
   w.write(path);
   io::SafetensorsReader r(path);
   std::vector<float> out(6);
-  CHECK(message_of<file_error>([&] { r.read("block.weight", Shape{3, 2}, out.data()); }) ==
-        "file error: " + path + ": tensor 'block.weight' has shape [2, 3], expected [3, 2]");
+  CHECK(message_of<file_error>([&] {
+          r.read("block.weight", Shape{3, 2}, out.data());
+        }) == "file error: " + path + ": tensor 'block.weight' has shape [2, 3], expected [3, 2]");
   CHECK_THAT(message_of<file_error>([&] { r.read("block.weight", Shape{6}, out.data()); }),
              Contains("tensor 'block.weight' has shape [2, 3], expected [6]"));
   Tensor<float> wrong(Shape{2, 3, 1});
@@ -716,24 +728,30 @@ TEST_CASE("hostile safetensors files raise file_error, never a crash", "[io][saf
       {"dtype F8_E4M3", safetensors_bytes(entry("\"F8_E4M3\"", "[8]", "[0,8]"), f32x2), "unsupported dtype F8_E4M3"},
       {"dtype lower case", safetensors_bytes(entry("\"f32\"", "[2]", "[0,8]"), f32x2), "unsupported dtype f32"},
       {"dtype a number", safetensors_bytes(entry("32", "[2]", "[0,8]"), f32x2), "tensor 'w' dtype must be a string"},
-      {"shape not an array", safetensors_bytes(entry("\"F32\"", "2", "[0,8]"), f32x2), "tensor 'w' shape must be an array"},
+      {"shape not an array", safetensors_bytes(entry("\"F32\"", "2", "[0,8]"), f32x2),
+       "tensor 'w' shape must be an array"},
       {"negative dim", safetensors_bytes(entry("\"F32\"", "[-2]", "[0,8]"), f32x2),
        "tensor 'w' shape must be an integer in [0, 1099511627776], got -2"},
       {"non-integer dim", safetensors_bytes(entry("\"F32\"", "[1.5]", "[0,8]"), f32x2),
        "tensor 'w' shape must be an integer in [0, 1099511627776], got 1.5"},
       {"huge dim", safetensors_bytes(entry("\"F32\"", "[1e20]", "[0,8]"), f32x2), "got 1e+20"},
       {"dim 2^40 + 1", safetensors_bytes(entry("\"F32\"", "[1099511627777]", "[0,8]"), f32x2), "got 1099511627777"},
-      {"dim a string", safetensors_bytes(entry("\"F32\"", "[\"2\"]", "[0,8]"), f32x2), "tensor 'w' shape must be a number"},
+      {"dim a string", safetensors_bytes(entry("\"F32\"", "[\"2\"]", "[0,8]"), f32x2),
+       "tensor 'w' shape must be a number"},
       {"shape product overflows", safetensors_bytes(entry("\"F32\"", "[1099511627776,1099511627776]", "[0,8]"), f32x2),
        "tensor 'w': shape is too large"},
-      {"shape product 2^80 in four dims", safetensors_bytes(entry("\"F64\"", "[1048576,1048576,1048576,1048576]", "[0,8]"), f32x2),
+      {"shape product 2^80 in four dims",
+       safetensors_bytes(entry("\"F64\"", "[1048576,1048576,1048576,1048576]", "[0,8]"), f32x2),
        "tensor 'w': shape is too large"},
       {"shape product wraps to a small number",
-       safetensors_bytes(entry("\"F32\"", "[4294967296,4294967296,1,2]", "[0,8]"), f32x2), "tensor 'w': shape is too large"},
-      {"rank 5", safetensors_bytes(entry("\"F32\"", "[1,1,1,1,2]", "[0,8]"), f32x2), "tensor 'w': rank 5 is above the supported 4"},
+       safetensors_bytes(entry("\"F32\"", "[4294967296,4294967296,1,2]", "[0,8]"), f32x2),
+       "tensor 'w': shape is too large"},
+      {"rank 5", safetensors_bytes(entry("\"F32\"", "[1,1,1,1,2]", "[0,8]"), f32x2),
+       "tensor 'w': rank 5 is above the supported 4"},
       {"rank 1000", safetensors_bytes(entry("\"F32\"", "[1" + repeat(",1", 999) + "]", "[0,8]"), f32x2),
        "tensor 'w': rank 1000 is above the supported 4"},
-      {"data_offsets not an array", safetensors_bytes(entry("\"F32\"", "[2]", "8"), f32x2), "tensor 'w' data_offsets must be an array"},
+      {"data_offsets not an array", safetensors_bytes(entry("\"F32\"", "[2]", "8"), f32x2),
+       "tensor 'w' data_offsets must be an array"},
       {"data_offsets of one number", safetensors_bytes(entry("\"F32\"", "[2]", "[8]"), f32x2),
        "tensor 'w': data_offsets must be [begin, end]"},
       {"data_offsets of three numbers", safetensors_bytes(entry("\"F32\"", "[2]", "[0,8,8]"), f32x2),
@@ -741,12 +759,14 @@ TEST_CASE("hostile safetensors files raise file_error, never a crash", "[io][saf
       {"negative data offset", safetensors_bytes(entry("\"F32\"", "[2]", "[-8,0]"), f32x2),
        "tensor 'w' data_offsets must be an integer in [0, 4503599627370496], got -8"},
       {"fractional data offset", safetensors_bytes(entry("\"F32\"", "[2]", "[0,7.5]"), f32x2), "got 7.5"},
-      {"huge data offset", safetensors_bytes(entry("\"F32\"", "[2]", "[0,1e300]"), f32x2), "got 1.0000000000000001e+300"},
+      {"huge data offset", safetensors_bytes(entry("\"F32\"", "[2]", "[0,1e300]"), f32x2),
+       "got 1.0000000000000001e+300"},
       {"data_offsets end before begin", safetensors_bytes(entry("\"F32\"", "[0]", "[8,4]"), f32x2),
        "tensor 'w': data_offsets end before begin"},
       {"data end beyond the file", safetensors_bytes(entry("\"F32\"", "[100]", "[0,400]"), f32x2),
        "tensor 'w': data ends at byte 400 but the file holds only 8 data bytes (truncated file?)"},
-      {"data begin and end beyond the file", safetensors_bytes(entry("\"F32\"", "[2]", "[4503599627370488,4503599627370496]"), f32x2),
+      {"data begin and end beyond the file",
+       safetensors_bytes(entry("\"F32\"", "[2]", "[4503599627370488,4503599627370496]"), f32x2),
        "tensor 'w': data ends at byte 4503599627370496 but the file holds only 8 data bytes"},
       {"byte count smaller than the shape", safetensors_bytes(entry("\"F32\"", "[3]", "[0,8]"), f32x2),
        "tensor 'w': holds 8 bytes but shape [3] of F32 needs 12"},
@@ -780,7 +800,8 @@ TEST_CASE("hostile safetensors files raise file_error, never a crash", "[io][saf
                  (Contains("cannot read") || Contains("is not a safetensors file: shorter than")));
 }
 
-TEST_CASE("a truncated safetensors file is rejected naming the tensor that lost its data", "[io][safetensors][hostile]") {
+TEST_CASE("a truncated safetensors file is rejected naming the tensor that lost its data",
+          "[io][safetensors][hostile]") {
   TempDir dir;
   const std::string path = dir.file("t.safetensors");
   const std::vector<float> a(4, 1.0f), b(16, 2.0f);
@@ -792,7 +813,8 @@ TEST_CASE("a truncated safetensors file is rejected naming the tensor that lost 
 
   std::filesystem::resize_file(path, full - 4);
   CHECK(message_of<file_error>([&] { io::SafetensorsReader r(path); }) ==
-        "file error: " + path + ": tensor 'b': data ends at byte 80 but the file holds only 76 data bytes (truncated file?)");
+        "file error: " + path +
+            ": tensor 'b': data ends at byte 80 but the file holds only 76 data bytes (truncated file?)");
   std::filesystem::resize_file(path, full - 60);  // 'a' still complete, 'b' mostly gone
   CHECK_THAT(message_of<file_error>([&] { io::SafetensorsReader r(path); }),
              Contains("tensor 'b': data ends at byte 80 but the file holds only 20 data bytes"));
@@ -809,8 +831,9 @@ TEST_CASE("a truncated safetensors file is rejected naming the tensor that lost 
   std::vector<float> out(16);
   r.read("a", Shape{4}, out.data());
   CHECK(std::vector<float>(out.begin(), out.begin() + 4) == a);
-  CHECK(message_of<file_error>([&] { r.read("b", Shape{4, 4}, out.data()); }) ==
-        "file error: " + path + ": cannot read tensor 'b' (file truncated?)");
+  CHECK(message_of<file_error>([&] {
+          r.read("b", Shape{4, 4}, out.data());
+        }) == "file error: " + path + ": cannot read tensor 'b' (file truncated?)");
 }
 
 // ================================================================================================
@@ -851,10 +874,11 @@ TEST_CASE("a writer that throws midway leaves the old file unchanged and no temp
   CHECK(dir.entries() == std::vector<std::string>{"out.txt"});
 
   // A library error from the writer propagates as itself.
-  CHECK_THROWS_AS(io::write_file_atomically(path, [](io::FileSink& sink) {
-                    sink.write("x", 1);
-                    throw numeric_error("NaN in tensor");
-                  }),
+  CHECK_THROWS_AS(io::write_file_atomically(path,
+                                            [](io::FileSink& sink) {
+                                              sink.write("x", 1);
+                                              throw numeric_error("NaN in tensor");
+                                            }),
                   numeric_error);
   CHECK(read_bytes(path) == "the old content");
   CHECK(dir.entries() == std::vector<std::string>{"out.txt"});
@@ -933,7 +957,8 @@ TEST_CASE("a writer killed with SIGKILL mid-write leaves the existing checkpoint
   std::filesystem::remove(tmp);
 }
 
-TEST_CASE("io::save_weights killed by the kernel mid-write leaves the existing checkpoint intact", "[io][atomic][crash]") {
+TEST_CASE("io::save_weights killed by the kernel mid-write leaves the existing checkpoint intact",
+          "[io][atomic][crash]") {
   TempDir dir;
   const std::string path = dir.file("model.safetensors");
   const std::string softmax_dir = golden_dir() + "/softmax_f32";
@@ -950,10 +975,10 @@ TEST_CASE("io::save_weights killed by the kernel mid-write leaves the existing c
   REQUIRE(child >= 0);
   if (child == 0) {
     ::prctl(PR_SET_DUMPABLE, 0);  // no core dump
-    const struct rlimit no_core{0, 0};
+    const struct rlimit no_core { 0, 0 };
     ::setrlimit(RLIMIT_CORE, &no_core);
     ::signal(SIGXFSZ, SIG_DFL);
-    const struct rlimit file_size{limit, limit};
+    const struct rlimit file_size { limit, limit };
     if (::setrlimit(RLIMIT_FSIZE, &file_size) != 0) ::_exit(5);
     try {
       io::save_weights(new_model, path);
@@ -1061,8 +1086,9 @@ TEST_CASE("parse_config reads the golden config", "[io][config]") {
 
   // Keys of training configs that do not change the model are ignored; supported values pass.
   std::string extra = golden_config_with("lr", io::Json(0.0006));
-  extra = extra.substr(0, extra.size() - 1) +
-          R"(,"pos_emb":"rotary","norm":"layernorm_nonparam","final_norm":"layernorm","no_weight_tying":false,"rotary_emb_base":500000})";
+  extra =
+      extra.substr(0, extra.size() - 1) +
+      R"(,"pos_emb":"rotary","norm":"layernorm_nonparam","final_norm":"layernorm","no_weight_tying":false,"rotary_emb_base":500000})";
   const ModelConfig e = io::parse_config(extra);
   CHECK(e.rotary_base == 500000.0);
   CHECK(e.num_layers == 2);
@@ -1087,7 +1113,8 @@ TEST_CASE("bad config values are config_errors that say what is accepted", "[io]
   CHECK_THAT(config_error_of(golden_config_with("norm_activation_type", io::Json(1))),
              Contains("norm_activation_type must be a string"));
 
-  for (const io::Json& bad : {io::Json(2.5), io::Json(-2), io::Json(0), io::Json("2"), io::Json(1e10), io::Json(nullptr)}) {
+  for (const io::Json& bad :
+       {io::Json(2.5), io::Json(-2), io::Json(0), io::Json("2"), io::Json(1e10), io::Json(nullptr)}) {
     INFO("num_layers = " << bad.dump());
     CHECK(config_error_of(golden_config_with("num_layers", bad)) ==
           "config error: cfg.json: num_layers must be a positive integer");
@@ -1102,8 +1129,10 @@ TEST_CASE("bad config values are config_errors that say what is accepted", "[io]
   // head_dim 16: 16 * 0.1875 = 3 rotary dims, odd.
   CHECK_THAT(config_error_of(golden_config_with("rotary_pct", io::Json(0.1875))),
              Contains("rotary dims int(head_dim * rotary_pct) = 3 must be even"));
-  CHECK_THAT(config_error_of(golden_config_with("rotary_pct", io::Json(1.5))), Contains("rotary_pct must be in [0, 1]"));
-  CHECK_THAT(config_error_of(golden_config_with("rotary_pct", io::Json("0.25"))), Contains("rotary_pct must be a number"));
+  CHECK_THAT(config_error_of(golden_config_with("rotary_pct", io::Json(1.5))),
+             Contains("rotary_pct must be in [0, 1]"));
+  CHECK_THAT(config_error_of(golden_config_with("rotary_pct", io::Json("0.25"))),
+             Contains("rotary_pct must be a number"));
   CHECK_THAT(config_error_of(golden_config_with("layernorm_epsilon", io::Json(0))),
              Contains("layernorm_epsilon must be positive and finite"));
   CHECK_THAT(config_error_of(golden_config_with("rotary_emb_base", io::Json(-1))),
@@ -1123,7 +1152,8 @@ TEST_CASE("bad config values are config_errors that say what is accepted", "[io]
   // Text that is not a JSON object is a file_error.
   CHECK_THAT(message_of<file_error>([] { io::parse_config("{\"num_layers\": 2,}", "cfg.json"); }),
              Contains("cfg.json: malformed JSON at byte"));
-  CHECK_THAT(message_of<file_error>([] { io::parse_config("[1, 2]", "cfg.json"); }), Contains("cfg.json must be an object"));
+  CHECK_THAT(message_of<file_error>([] { io::parse_config("[1, 2]", "cfg.json"); }),
+             Contains("cfg.json must be an object"));
   TempDir dir;
   CHECK_THAT(message_of<file_error>([&] { io::read_config(dir.file("missing.json")); }),
              Contains("cannot open " + dir.file("missing.json")));

@@ -56,8 +56,8 @@ TEST_CASE("gemm with beta = 0 ignores NaN in C", "[kernels][gemm]") {
   CHECK(C == std::vector<float>{19, 22, 43, 50});  // computed by hand
 }
 
-TEMPLATE_TEST_CASE("pattention_norm matches the reference for every normalization", "[kernels][pattention_norm]",
-                   float, double) {
+TEMPLATE_TEST_CASE("pattention_norm matches the reference for every normalization", "[kernels][pattention_norm]", float,
+                   double) {
   std::uint64_t seed = 100;
   for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
     for (auto [rows, n] : {std::array<index_t, 2>{1, 1}, {3, 7}, {17, 31}, {5, 64}, {9, 257}, {300, 130}}) {
@@ -133,8 +133,7 @@ TEMPLATE_TEST_CASE("layer_norm matches the reference, with and without affine pa
       const TestType* wp = affine ? w.data() : nullptr;
       const TestType* bp = affine ? b.data() : nullptr;
       kernels::layer_norm_forward(cpu{}, fast.data(), mean_f.data(), rstd_f.data(), x.data(), wp, bp, rows, C, 1e-5);
-      kernels::reference::layer_norm_forward(ref.data(), mean_r.data(), rstd_r.data(), x.data(), wp, bp, rows, C,
-                                             1e-5);
+      kernels::reference::layer_norm_forward(ref.data(), mean_r.data(), rstd_r.data(), x.data(), wp, bp, rows, C, 1e-5);
       INFO("rows=" << rows << " C=" << C << " affine=" << affine);
       CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
       CHECK(max_scaled_diff(mean_f, mean_r) <= tolerance<TestType>());
@@ -164,15 +163,15 @@ TEST_CASE("rotary by hand: position p rotates the pair (x_j, x_j+r) by p·θ_j",
   // One head of dim 4, all rotated: r = 2, θ_0 = 1, θ_1 = 10000^(-1/2) = 0.01. Position 1.
   std::vector<double> x{1.0, 0.0, 0.0, 1.0, /* position 1: */ 1.0, 0.0, 0.0, 1.0};
   kernels::rotary_forward(cpu{}, x.data(), 1, 2, 1, 4, 4, 10000.0, 0);
-  CHECK(x[0] == 1.0);  // position 0 unchanged
-  CHECK(x[4] == Approx(std::cos(1.0)));       // x0 cos - x2 sin, x2 = 0
-  CHECK(x[6] == Approx(std::sin(1.0)));       // x2 cos + x0 sin
-  CHECK(x[5] == Approx(-std::sin(0.01)));     // x1 cos - x3 sin, x1 = 0
-  CHECK(x[7] == Approx(std::cos(0.01)));      // x3 cos + x1 sin
+  CHECK(x[0] == 1.0);                      // position 0 unchanged
+  CHECK(x[4] == Approx(std::cos(1.0)));    // x0 cos - x2 sin, x2 = 0
+  CHECK(x[6] == Approx(std::sin(1.0)));    // x2 cos + x0 sin
+  CHECK(x[5] == Approx(-std::sin(0.01)));  // x1 cos - x3 sin, x1 = 0
+  CHECK(x[7] == Approx(std::cos(0.01)));   // x3 cos + x1 sin
 }
 
-TEMPLATE_TEST_CASE("attention matches the reference, including sequences longer than one block",
-                   "[kernels][attention]", float, double) {
+TEMPLATE_TEST_CASE("attention matches the reference, including sequences longer than one block", "[kernels][attention]",
+                   float, double) {
   std::uint64_t seed = 400;
   struct Case {
     index_t B, T, H, D;

@@ -29,10 +29,8 @@ std::vector<double> reference_pattention(const std::vector<double>& x, const Pat
   const index_t P = p.tokens(), din = p.input_features(), dout = p.output_features();
   std::vector<double> scores(static_cast<std::size_t>(M * P)), out(static_cast<std::size_t>(M * dout));
   kernels::reference::gemm(scores.data(), P, x.data(), din, false, p.key_tokens().data(), din, true, M, P, din);
-  kernels::reference::pattention_norm_forward(scores.data(), scores.data(), M, P, p.normalization(),
-                                              p.scale_tokens());
-  kernels::reference::gemm(out.data(), dout, scores.data(), P, false, p.value_tokens().data(), dout, false, M, dout,
-                           P);
+  kernels::reference::pattention_norm_forward(scores.data(), scores.data(), M, P, p.normalization(), p.scale_tokens());
+  kernels::reference::gemm(out.data(), dout, scores.data(), P, false, p.value_tokens().data(), dout, false, M, dout, P);
   return out;
 }
 
@@ -133,8 +131,8 @@ TEST_CASE("TokenFormerLayer equals x + attn(LN(x)), then + ffn(LN(·)), from ref
   config.ffn_tokens = 40;
   config.normalization = Normalization::softmax;
   TokenFormerLayer<double> layer(config);
-  for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj,
-                  &layer.ffn})
+  for (auto* p :
+       {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj, &layer.ffn})
     randomize(*p, rng);
   const index_t B = 1, T = 7, C = 32, M = B * T;
   const auto x = random_vector<double>(static_cast<std::size_t>(M * C), rng.next(), 2.0);

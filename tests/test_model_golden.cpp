@@ -84,8 +84,7 @@ TEST_CASE("a double model matches the float64 reference to float32 rounding of t
   }
 }
 
-TEST_CASE("batched forward equals one sequence at a time, and later tokens never change earlier logits",
-          "[model]") {
+TEST_CASE("batched forward equals one sequence at a time, and later tokens never change earlier logits", "[model]") {
   const std::string dir = test_util::data_dir() + "/l2_norm_gelu_f32";
   auto model = io::load_model(dir + "/config.json", dir + "/model.safetensors");
   const Golden g = read_golden(dir);

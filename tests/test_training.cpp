@@ -181,7 +181,8 @@ TEST_CASE("Training reduces the loss, and resuming from a checkpoint reproduces 
   // A checkpoint of another shape is refused with a message naming the tensor.
   LanguageModel<Wider> other;
   Trainer<LanguageModel<Wider>> wrong(other, corpus, options);
-  CHECK_THROWS_WITH(wrong.resume(checkpoint), Catch::Contains("mlp.key_param_tokens' has shape [32, 32], expected [48, 32]"));
+  CHECK_THROWS_WITH(wrong.resume(checkpoint),
+                    Catch::Contains("mlp.key_param_tokens' has shape [32, 32], expected [48, 32]"));
   std::remove(checkpoint.c_str());
   std::remove(corpus_path.c_str());
 }

@@ -39,8 +39,8 @@ double max_scaled_diff(const std::vector<T>& a, const std::vector<U>& b) {
   if (a.size() != b.size()) return INFINITY;
   double m = 0.0;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])) /
-                     (1.0 + std::fabs(static_cast<double>(b[i])));
+    const double d =
+        std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])) / (1.0 + std::fabs(static_cast<double>(b[i])));
     if (!std::isfinite(d)) return INFINITY;
     m = std::fmax(m, d);
   }

@@ -83,15 +83,16 @@ TEMPLATE_TEST_CASE("cuda tensors: zero-filled growth, reserve, copies and moves"
 TEST_CASE("cuda errors name the call", "[cuda][errors]") {
   CHECK_THROWS_WITH(Gpu::create(1 << 20), Catch::Contains("GPU 1048576 was asked for"));
   Tensor<float, Gpu> x(Shape{1, 300});
-  CHECK_THROWS_AS(kernels::attention_forward(Gpu{}, x.data(), x.data(), x.data(), x.data(), 1, 1, 1, 300), config_error);
+  CHECK_THROWS_AS(kernels::attention_forward(Gpu{}, x.data(), x.data(), x.data(), x.data(), 1, 1, 1, 300),
+                  config_error);
   CHECK_THROWS_AS(kernels::pattention_norm_forward(Gpu{}, x.data(), x.data(), 1, 300, Normalization::dynamic, 300),
                   config_error);
 }
 
 // ---- kernels ------------------------------------------------------------------------------------
 
-TEMPLATE_TEST_CASE("cuda gemm and batched gemm match the cpu, every transpose, alpha, beta and K = 0",
-                   "[cuda][gemm]", float, double) {
+TEMPLATE_TEST_CASE("cuda gemm and batched gemm match the cpu, every transpose, alpha, beta and K = 0", "[cuda][gemm]",
+                   float, double) {
   using T = TestType;
   const index_t M = 37, N = 53, K = 29, pad = 3;
   for (bool ta : {false, true})
@@ -112,8 +113,8 @@ TEMPLATE_TEST_CASE("cuda gemm and batched gemm match the cpu, every transpose, a
   // K = 0: C = beta · C.
   auto c = random_vector<T>(12, 5);
   auto gc = to_gpu(c);
-  kernels::gemm(Gpu{}, gc.data(), 4, static_cast<const T*>(nullptr), 1, false, static_cast<const T*>(nullptr), 4,
-                false, 3, 4, 0, T(1), T(2));
+  kernels::gemm(Gpu{}, gc.data(), 4, static_cast<const T*>(nullptr), 1, false, static_cast<const T*>(nullptr), 4, false,
+                3, 4, 0, T(1), T(2));
   for (auto& x : c) x *= 2;
   CHECK(max_scaled_diff(to_host(gc), c) <= tolerance<T>);
   // Batched: three independent products.
@@ -124,8 +125,8 @@ TEMPLATE_TEST_CASE("cuda gemm and batched gemm match the cpu, every transpose, a
   auto ga = to_gpu(a), gb = to_gpu(b), gout = to_gpu(out);
   kernels::gemm_strided_batched(Gpu{}, gout.data(), N, M * N, ga.data(), K, M * K, false, gb.data(), K, N * K, true,
                                 batch, M, N, K);
-  kernels::gemm_strided_batched(cpu{}, out.data(), N, M * N, a.data(), K, M * K, false, b.data(), K, N * K, true,
-                                batch, M, N, K);
+  kernels::gemm_strided_batched(cpu{}, out.data(), N, M * N, a.data(), K, M * K, false, b.data(), K, N * K, true, batch,
+                                M, N, K);
   CHECK(max_scaled_diff(to_host(gout), out) <= tolerance<T>);
 }
 
@@ -306,10 +307,10 @@ TEMPLATE_TEST_CASE("cuda AdamW (single and fused over many parameters) and the g
   }
   for (long step = 1; step <= 3; ++step) {
     // Parameter 0 alone, then all three fused (parameter 0 twice per step, on both devices).
-    kernels::adamw_step(Gpu{}, gp[0].data(), gm[0].data(), gv[0].data(), gg[0].data(), sizes[0], 1e-2, 0.9, 0.95,
-                        1e-8, 0.1, step);
-    kernels::adamw_step(cpu{}, p[0].data(), m[0].data(), v[0].data(), g[0].data(), sizes[0], 1e-2, 0.9, 0.95, 1e-8,
+    kernels::adamw_step(Gpu{}, gp[0].data(), gm[0].data(), gv[0].data(), gg[0].data(), sizes[0], 1e-2, 0.9, 0.95, 1e-8,
                         0.1, step);
+    kernels::adamw_step(cpu{}, p[0].data(), m[0].data(), v[0].data(), g[0].data(), sizes[0], 1e-2, 0.9, 0.95, 1e-8, 0.1,
+                        step);
     std::vector<kernels::AdamWSegment<T>> on_gpu, on_cpu;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       const double decay = i == 1 ? 0.0 : 0.1;
@@ -444,7 +445,8 @@ TEMPLATE_TEST_CASE("cuda language model: logits, loss, gradients, AdamW steps an
     tokens[i] = static_cast<std::int32_t>((i * 7 + 3) % 40);
     targets[i] = i % 11 == 5 ? -1 : static_cast<std::int32_t>((i * 5 + 1) % 40);
   }
-  CHECK(scaled_to_max(host_values(gpu_model.forward(tokens, B, T_len)), host_values(host_model.forward(tokens, B, T_len))) <= tol);
+  CHECK(scaled_to_max(host_values(gpu_model.forward(tokens, B, T_len)),
+                      host_values(host_model.forward(tokens, B, T_len))) <= tol);
   CHECK(std::fabs(gpu_model.loss(tokens.data(), targets.data(), B, T_len) -
                   host_model.loss(tokens.data(), targets.data(), B, T_len)) <= tol);
   // Training steps. In double the two devices follow the same trajectory (to rounding). In float they
@@ -469,8 +471,10 @@ TEMPLATE_TEST_CASE("cuda language model: logits, loss, gradients, AdamW steps an
     check_finite(gpu_model, step, gpu_loss);
     host_adamw.step(host_model, 1e-2);
     gpu_adamw.step(gpu_model, 1e-2);
-    if (exact) CHECK(worst(values_of(gpu_model), values_of(host_model)) <= tol);
-    else copy_parameters(gpu_model, host_model);
+    if (exact)
+      CHECK(worst(values_of(gpu_model), values_of(host_model)) <= tol);
+    else
+      copy_parameters(gpu_model, host_model);
   }
   // Growth in place on the GPU: zero-initialized new tokens leave the function unchanged, and random
   // growth with the same seed gives the same model on both devices.
@@ -514,8 +518,8 @@ void require_gradients_match(const GradCase& c, std::size_t max_entries = 400) {
   CHECK(r.max_error <= 1e-6);
 }
 
-Vector run(const std::function<void(std::vector<Tensor<double, Gpu>>&, Tensor<double, Gpu>&)>& op,
-           const Inputs& in, std::size_t out_size) {
+Vector run(const std::function<void(std::vector<Tensor<double, Gpu>>&, Tensor<double, Gpu>&)>& op, const Inputs& in,
+           std::size_t out_size) {
   std::vector<Tensor<double, Gpu>> inputs;
   for (const auto& v : in) inputs.push_back(to_gpu(v));
   Tensor<double, Gpu> out = to_gpu(Vector(out_size, 0.0));
@@ -532,15 +536,19 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     c.name = std::string("cuda pattention_norm ") + to_string(kind);
     c.inputs = {random_vector<double>(static_cast<std::size_t>(rows * n), 90, 1.5)};
     c.forward = [=](const Inputs& in) {
-      return run([&](auto& x, auto& out) { kernels::pattention_norm_forward(Gpu{}, out.data(), x[0].data(), rows, n, kind, 16); },
-                 in, in[0].size());
+      return run(
+          [&](auto& x, auto& out) {
+            kernels::pattention_norm_forward(Gpu{}, out.data(), x[0].data(), rows, n, kind, 16);
+          },
+          in, in[0].size());
     };
     c.backward = [=](const Inputs& in, const Vector& dy) {
       Inputs both{in[0], dy};
-      return Inputs{run([&](auto& x, auto& out) {
-                          kernels::pattention_norm_backward(Gpu{}, out.data(), x[1].data(), x[0].data(), rows, n, kind, 16);
-                        },
-                        both, in[0].size())};
+      return Inputs{run(
+          [&](auto& x, auto& out) {
+            kernels::pattention_norm_backward(Gpu{}, out.data(), x[1].data(), x[0].data(), rows, n, kind, 16);
+          },
+          both, in[0].size())};
     };
     require_gradients_match(c);
   }
@@ -551,12 +559,12 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     c.inputs = {random_vector<double>(static_cast<std::size_t>(rows * C), 91), random_vector<double>(C, 92),
                 random_vector<double>(C, 93)};
     c.forward = [=](const Inputs& in) {
-      return run([&](auto& x, auto& out) {
-                   kernels::layer_norm_forward(Gpu{}, out.data(), static_cast<double*>(nullptr),
-                                               static_cast<double*>(nullptr), x[0].data(), x[1].data(), x[2].data(),
-                                               rows, C, 1e-5);
-                 },
-                 in, in[0].size());
+      return run(
+          [&](auto& x, auto& out) {
+            kernels::layer_norm_forward(Gpu{}, out.data(), static_cast<double*>(nullptr), static_cast<double*>(nullptr),
+                                        x[0].data(), x[1].data(), x[2].data(), rows, C, 1e-5);
+          },
+          in, in[0].size());
     };
     c.backward = [=](const Inputs& in, const Vector& dy) {
       std::vector<Tensor<double, Gpu>> x;
@@ -578,18 +586,20 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     c.name = "cuda rotary";
     c.inputs = {random_vector<double>(static_cast<std::size_t>(B * T_len * H * D), 94)};
     c.forward = [=](const Inputs& in) {
-      return run([&](auto& x, auto& out) {
-                   kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
-                   kernels::rotary_forward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
-                 },
-                 in, in[0].size());
+      return run(
+          [&](auto& x, auto& out) {
+            kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
+            kernels::rotary_forward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
+          },
+          in, in[0].size());
     };
     c.backward = [=](const Inputs&, const Vector& dy) {
-      return Inputs{run([&](auto& x, auto& out) {
-                          kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
-                          kernels::rotary_backward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
-                        },
-                        Inputs{dy}, dy.size())};
+      return Inputs{run(
+          [&](auto& x, auto& out) {
+            kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
+            kernels::rotary_backward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
+          },
+          Inputs{dy}, dy.size())};
     };
     require_gradients_match(c);
   }
@@ -602,11 +612,11 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     c.name = "cuda attention T=" + std::to_string(s.T);
     c.inputs = {random_vector<double>(n, 95), random_vector<double>(n, 96), random_vector<double>(n, 97)};
     c.forward = [=](const Inputs& in) {
-      return run([&](auto& x, auto& out) {
-                   kernels::attention_forward(Gpu{}, out.data(), x[0].data(), x[1].data(), x[2].data(), s.B, s.T, s.H,
-                                              s.D);
-                 },
-                 in, n);
+      return run(
+          [&](auto& x, auto& out) {
+            kernels::attention_forward(Gpu{}, out.data(), x[0].data(), x[1].data(), x[2].data(), s.B, s.T, s.H, s.D);
+          },
+          in, n);
     };
     c.backward = [=](const Inputs& in, const Vector& dy) {
       std::vector<Tensor<double, Gpu>> x;
@@ -634,7 +644,8 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     c.backward = [=](const Inputs& in, const Vector& dy) {
       auto logits = to_gpu(in[0]);
       auto t = to_gpu(targets);
-      kernels::cross_entropy_forward_backward(Gpu{}, logits.data(), static_cast<double*>(nullptr), t.data(), N, V, dy[0]);
+      kernels::cross_entropy_forward_backward(Gpu{}, logits.data(), static_cast<double*>(nullptr), t.data(), N, V,
+                                              dy[0]);
       return Inputs{to_host(logits)};
     };
     require_gradients_match(c);
@@ -657,7 +668,8 @@ TEST_CASE("gradcheck on the GPU: the whole language model's loss, every paramete
   const std::vector<std::int32_t> targets{4, 2, 9, 0, -1, 3, 7, 10, 5, 1};
   const auto set = [model](const Inputs& in) {
     std::size_t k = 0;
-    model->for_each_parameter([&](const std::string&, Parameter<double, Gpu>& p) { p.value.copy_from_host(in[k++].data()); });
+    model->for_each_parameter(
+        [&](const std::string&, Parameter<double, Gpu>& p) { p.value.copy_from_host(in[k++].data()); });
   };
   GradCase c;
   c.name = "cuda LanguageModel";

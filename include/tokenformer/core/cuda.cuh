@@ -38,8 +38,8 @@ namespace detail {
 
 inline void cuda_check(cudaError_t status, const char* call, const char* file, int line) {
   if (status == cudaSuccess) return;
-  throw cuda_error(std::string(call) + " failed with " + cudaGetErrorName(status) + " (" +
-                   cudaGetErrorString(status) + ") at " + file + ":" + std::to_string(line));
+  throw cuda_error(std::string(call) + " failed with " + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) +
+                   ") at " + file + ":" + std::to_string(line));
 }
 
 inline const char* cublas_status_name(cublasStatus_t status) {

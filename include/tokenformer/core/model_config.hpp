@@ -46,8 +46,7 @@ inline Normalization parse_normalization(const std::string& name) {
   if (name == "l2_norm_gelu") return Normalization::l2_norm_gelu;
   if (name == "gelu_l2_norm") return Normalization::gelu_l2_norm;
   if (name == "softmax") return Normalization::softmax;
-  throw config_error("unknown norm_activation_type '" + name +
-                     "' (expected l2_norm_gelu, gelu_l2_norm or softmax)");
+  throw config_error("unknown norm_activation_type '" + name + "' (expected l2_norm_gelu, gelu_l2_norm or softmax)");
 }
 
 /// Number of rotary dims of a head: int(head_dim * rotary_pct), as in GPT-NeoX.
@@ -57,17 +56,17 @@ constexpr index_t rotary_dims_of(index_t head_dim, double rotary_pct) {
 
 /// A model's configuration at run time. Field names follow the official config keys.
 struct ModelConfig {
-  index_t num_layers = 0;           ///< official: num_layers
-  index_t hidden_size = 0;          ///< official: hidden_size (C)
-  index_t num_heads = 0;            ///< official: num_attention_heads (H)
-  index_t qkv_tokens = 0;           ///< official: qkv_slot_num, tokens of the Q, K and V Pattentions
-  index_t proj_tokens = 0;          ///< official: proj_slot_num, tokens of the output projection
-  index_t ffn_tokens = 0;           ///< official: ffn_slot_num, tokens of the FFN Pattention
-  index_t vocab_size = 0;           ///< rows of the embedding matrix (V); may be padded
-  double rotary_pct = 0.25;         ///< official: rotary_pct
+  index_t num_layers = 0;    ///< official: num_layers
+  index_t hidden_size = 0;   ///< official: hidden_size (C)
+  index_t num_heads = 0;     ///< official: num_attention_heads (H)
+  index_t qkv_tokens = 0;    ///< official: qkv_slot_num, tokens of the Q, K and V Pattentions
+  index_t proj_tokens = 0;   ///< official: proj_slot_num, tokens of the output projection
+  index_t ffn_tokens = 0;    ///< official: ffn_slot_num, tokens of the FFN Pattention
+  index_t vocab_size = 0;    ///< rows of the embedding matrix (V); may be padded
+  double rotary_pct = 0.25;  ///< official: rotary_pct
   Normalization normalization = Normalization::l2_norm_gelu;  ///< official: norm_activation_type
-  double layernorm_epsilon = 1e-5;  ///< official: layernorm_epsilon
-  double rotary_base = 10000.0;     ///< official: rotary_emb_base
+  double layernorm_epsilon = 1e-5;                            ///< official: layernorm_epsilon
+  double rotary_base = 10000.0;                               ///< official: rotary_emb_base
   /// Pinned token counts of Θ's √n factor per role (0: the current count, the official semantics).
   /// Set by function-preserving growth; written as qkv_scale_slot_num etc. (a tokenformer extension).
   index_t qkv_scale_tokens = 0, proj_scale_tokens = 0, ffn_scale_tokens = 0;
@@ -90,8 +89,8 @@ struct ModelConfig {
                               static_cast<double>(3 * qkv_tokens + proj_tokens + ffn_tokens) *
                               static_cast<double>(num_layers);
     const double head = static_cast<double>(vocab_size) * static_cast<double>(hidden_size);
-    return 6.0 * (pattention + head) +
-           6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) * static_cast<double>(hidden_size);
+    return 6.0 * (pattention + head) + 6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) *
+                                           static_cast<double>(hidden_size);
   }
 
   /// Throws config_error with the first rule this config breaks.
@@ -114,8 +113,7 @@ struct ModelConfig {
     if (rotary_dims() % 2 != 0)
       throw config_error("rotary dims int(head_dim * rotary_pct) = " + std::to_string(rotary_dims()) +
                          " must be even (rotate-half pairs dims)");
-    if (normalization == Normalization::dynamic)
-      throw config_error("a run-time config needs a concrete normalization");
+    if (normalization == Normalization::dynamic) throw config_error("a run-time config needs a concrete normalization");
     if (!(layernorm_epsilon > 0.0 && std::isfinite(layernorm_epsilon)))
       throw config_error("layernorm_epsilon must be positive and finite");
     if (!(rotary_base > 0.0 && std::isfinite(rotary_base)))
@@ -143,8 +141,7 @@ template <class Config>
 constexpr bool is_fully_static() {
   return Config::num_layers != dynamic && Config::hidden_size != dynamic && Config::num_heads != dynamic &&
          Config::qkv_tokens != dynamic && Config::proj_tokens != dynamic && Config::ffn_tokens != dynamic &&
-         Config::vocab_size != dynamic && Config::rotary_pct >= 0.0 &&
-         Config::normalization != Normalization::dynamic;
+         Config::vocab_size != dynamic && Config::rotary_pct >= 0.0 && Config::normalization != Normalization::dynamic;
 }
 
 /// Compile-time checks of a static config; instantiated by every model constructor.
@@ -155,9 +152,9 @@ constexpr bool check_static_config() {
   static_assert(Config::num_layers == dynamic || Config::num_layers > 0, "Config::num_layers must be positive");
   static_assert(Config::hidden_size == dynamic || Config::hidden_size > 0, "Config::hidden_size must be positive");
   static_assert(Config::num_heads == dynamic || Config::num_heads > 0, "Config::num_heads must be positive");
-  static_assert(Config::hidden_size == dynamic || Config::num_heads == dynamic ||
-                    Config::hidden_size % Config::num_heads == 0,
-                "Config::num_heads must divide Config::hidden_size");
+  static_assert(
+      Config::hidden_size == dynamic || Config::num_heads == dynamic || Config::hidden_size % Config::num_heads == 0,
+      "Config::num_heads must divide Config::hidden_size");
   static_assert(Config::qkv_tokens == dynamic || Config::qkv_tokens > 0, "Config::qkv_tokens must be positive");
   static_assert(Config::proj_tokens == dynamic || Config::proj_tokens > 0, "Config::proj_tokens must be positive");
   static_assert(Config::ffn_tokens == dynamic || Config::ffn_tokens > 0, "Config::ffn_tokens must be positive");

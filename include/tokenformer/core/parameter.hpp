@@ -42,8 +42,10 @@ struct Parameter {
   void enable_training() {
     for (auto* t : {&grad, &first_moment, &second_moment})
       if (t->shape() != value.shape()) {
-        if (t->size() == 0) *t = Tensor<T, Device>(value.shape(), value.device());
-        else t->resize(value.shape());
+        if (t->size() == 0)
+          *t = Tensor<T, Device>(value.shape(), value.device());
+        else
+          t->resize(value.shape());
       }
   }
   void zero_grad() {

@@ -96,8 +96,7 @@ class Shape {
 
 /// Throws shape_error naming `what` unless `actual == expected`.
 inline void expect_shape(const Shape& actual, const Shape& expected, const std::string& what) {
-  if (actual != expected)
-    throw shape_error(what + " has shape " + actual.str() + ", expected " + expected.str());
+  if (actual != expected) throw shape_error(what + " has shape " + actual.str() + ", expected " + expected.str());
 }
 
 /// A borrowed, contiguous, row-major tensor on `Device`. T may be const for read-only views.
@@ -127,14 +126,13 @@ class TensorView {
   }
   /// The same memory seen with another shape of equal element count.
   TensorView reshaped(Shape s) const {
-    if (s.numel() != size())
-      throw shape_error("cannot reshape " + shape_.str() + " to " + s.str());
+    if (s.numel() != size()) throw shape_error("cannot reshape " + shape_.str() + " to " + s.str());
     return TensorView(data_, s);
   }
 
   /// Eigen view of the tensor as [rows, cols] (host-accessible devices only).
-  Eigen::Map<std::conditional_t<std::is_const<T>::value, const RowMatrix<value_type>, RowMatrix<value_type>>>
-  matrix() const {
+  Eigen::Map<std::conditional_t<std::is_const<T>::value, const RowMatrix<value_type>, RowMatrix<value_type>>> matrix()
+      const {
     static_assert(device_memory<Device>::host_accessible, "matrix() needs host-accessible memory");
     return {data_, rows(), cols()};
   }

@@ -33,8 +33,7 @@ inline std::string read_text_file(const std::string& path, std::size_t max_bytes
 
 /// Parses an official config from JSON text. `vocab_size` may be absent when `vocab_rows` > 0 gives it
 /// (the embedding tensor's row count, which wins: official models pad the vocabulary).
-inline ModelConfig parse_config(const std::string& text, const std::string& source = "config",
-                                index_t vocab_rows = 0) {
+inline ModelConfig parse_config(const std::string& text, const std::string& source = "config", index_t vocab_rows = 0) {
   const Json root = parse_json(text, source);
   root.as_object(source);
   const auto integer = [&](const char* key, bool required) -> index_t {
@@ -59,8 +58,8 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
     const Json* v = root.find(key);
     if (v == nullptr) return;
     if (!v->is_string() || v->as_string() != supported)
-      throw config_error(source + ": " + std::string(key) + " = " + v->dump() + " is not supported (this library implements \"" +
-                         supported + "\")");
+      throw config_error(source + ": " + std::string(key) + " = " + v->dump() +
+                         " is not supported (this library implements \"" + supported + "\")");
   };
   expect_value("pos_emb", "rotary");
   expect_value("norm", "layernorm_nonparam");
@@ -77,8 +76,8 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   c.ffn_tokens = integer("ffn_slot_num", true);
   const index_t vocab = integer("vocab_size", vocab_rows <= 0);
   if (vocab_rows > 0 && vocab > vocab_rows)
-    throw config_error(source + ": vocab_size " + std::to_string(vocab) + " exceeds the " +
-                       std::to_string(vocab_rows) + " rows of the embedding");
+    throw config_error(source + ": vocab_size " + std::to_string(vocab) + " exceeds the " + std::to_string(vocab_rows) +
+                       " rows of the embedding");
   c.vocab_size = vocab_rows > 0 ? vocab_rows : vocab;
   c.rotary_pct = number("rotary_pct", 0.25);
   c.layernorm_epsilon = number("layernorm_epsilon", 1e-5);

@@ -143,13 +143,16 @@ class Json {
     static const char* hex = "0123456789abcdef";
     out += '"';
     for (unsigned char c : s) {
-      if (c == '"') out += "\\\"";
-      else if (c == '\\') out += "\\\\";
+      if (c == '"')
+        out += "\\\"";
+      else if (c == '\\')
+        out += "\\\\";
       else if (c < 0x20) {
         out += "\\u00";
         out += hex[c >> 4];
         out += hex[c & 15];
-      } else out += static_cast<char>(c);
+      } else
+        out += static_cast<char>(c);
     }
     out += '"';
   }
@@ -261,16 +264,21 @@ class JsonParser {
     for (int i = 0; i < 4; ++i) {
       const char c = peek();
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else fail("bad \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        fail("bad \\u escape");
       ++pos_;
     }
     return v;
   }
   static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) out += static_cast<char>(cp);
+    if (cp < 0x80)
+      out += static_cast<char>(cp);
     else if (cp < 0x800) {
       out += static_cast<char>(0xC0 | (cp >> 6));
       out += static_cast<char>(0x80 | (cp & 0x3F));
@@ -329,10 +337,12 @@ class JsonParser {
   double parse_number() {
     const std::size_t start = pos_;
     if (peek() == '-') ++pos_;
-    if (peek() == '0') ++pos_;
+    if (peek() == '0')
+      ++pos_;
     else if (peek() >= '1' && peek() <= '9')
       while (peek() >= '0' && peek() <= '9') ++pos_;
-    else fail("expected a value");
+    else
+      fail("expected a value");
     if (peek() == '.') {
       ++pos_;
       if (!(peek() >= '0' && peek() <= '9')) fail("expected a digit after '.'");

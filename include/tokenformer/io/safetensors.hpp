@@ -188,11 +188,16 @@ class SafetensorsReader {
     const Json* offsets = entry.find("data_offsets");
     if (!dtype || !shape || !offsets) throw file_error(what + ": header entry needs dtype, shape and data_offsets");
     const std::string& d = dtype->as_string(what + " dtype");
-    if (d == "F64") t.dtype = DType::F64;
-    else if (d == "F32") t.dtype = DType::F32;
-    else if (d == "F16") t.dtype = DType::F16;
-    else if (d == "BF16") t.dtype = DType::BF16;
-    else throw file_error(what + ": unsupported dtype " + d + " (expected F64, F32, F16 or BF16)");
+    if (d == "F64")
+      t.dtype = DType::F64;
+    else if (d == "F32")
+      t.dtype = DType::F32;
+    else if (d == "F16")
+      t.dtype = DType::F16;
+    else if (d == "BF16")
+      t.dtype = DType::BF16;
+    else
+      throw file_error(what + ": unsupported dtype " + d + " (expected F64, F32, F16 or BF16)");
     const auto& dims = shape->as_array(what + " shape");
     if (dims.size() > static_cast<std::size_t>(Shape::max_rank))
       throw file_error(what + ": rank " + std::to_string(dims.size()) + " is above the supported 4");
@@ -260,10 +265,11 @@ class SafetensorsWriter {
       Json::Array dims;
       for (int i = 0; i < e.shape.rank(); ++i) dims.emplace_back(static_cast<long long>(e.shape[i]));
       const std::uint64_t bytes = static_cast<std::uint64_t>(e.shape.numel()) * element_size(e.dtype);
-      header[e.name] = Json(Json::Object{{"dtype", Json(to_string(e.dtype))},
-                                         {"shape", Json(std::move(dims))},
-                                         {"data_offsets", Json(Json::Array{Json(static_cast<unsigned long long>(offset)),
-                                                                           Json(static_cast<unsigned long long>(offset + bytes))})}});
+      header[e.name] = Json(
+          Json::Object{{"dtype", Json(to_string(e.dtype))},
+                       {"shape", Json(std::move(dims))},
+                       {"data_offsets", Json(Json::Array{Json(static_cast<unsigned long long>(offset)),
+                                                         Json(static_cast<unsigned long long>(offset + bytes))})}});
       offset += bytes;
     }
     if (!metadata_.empty()) {

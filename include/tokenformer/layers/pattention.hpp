@@ -32,8 +32,7 @@ template <class T, class Device = cpu>
 class Pattention {
  public:
   Pattention() = default;
-  Pattention(index_t input_features, index_t output_features, index_t tokens, Normalization kind,
-             Device device = {})
+  Pattention(index_t input_features, index_t output_features, index_t tokens, Normalization kind, Device device = {})
       : device_(device), kind_(kind) {
     if (input_features <= 0 || output_features <= 0 || tokens <= 0)
       throw config_error("Pattention needs positive input features, output features and tokens, got " +
@@ -94,11 +93,11 @@ class Pattention {
       if (source == nullptr && rng == nullptr) return;  // resize_rows already zeroed the new rows
       const index_t per_row = t.dim(1);
       std::vector<T> host(static_cast<std::size_t>(count * per_row));
-      if (source != nullptr) std::copy(source, source + count * per_row, host.begin());
+      if (source != nullptr)
+        std::copy(source, source + count * per_row, host.begin());
       else
         for (auto& x : host) x = static_cast<T>(rng->normal(0.0, stddev));
-      device_memory<Device>::copy_from_host(t.device(), t.data() + old * per_row, host.data(),
-                                            host.size() * sizeof(T));
+      device_memory<Device>::copy_from_host(t.device(), t.data() + old * per_row, host.data(), host.size() * sizeof(T));
     };
     fill(keys_.value, keys, key_std);
     fill(values_.value, values, value_std);
@@ -111,16 +110,16 @@ class Pattention {
   }
 
   /// out = Θ(in · K_Pᵀ) · V_P, or out += ... when `accumulate` (fuses a residual add into the GEMM).
-  void forward(TensorView<T, Device> out,          // (M, d_out)
-               TensorView<const T, Device> in,      // (M, d_in)
+  void forward(TensorView<T, Device> out,       // (M, d_out)
+               TensorView<const T, Device> in,  // (M, d_in)
                bool accumulate = false) {
     const index_t M = in.rows(), P = tokens(), din = input_features(), dout = output_features();
     if (in.cols() != din)
       throw shape_error("Pattention input has " + std::to_string(in.cols()) + " features, expected " +
                         std::to_string(din));
     if (out.rows() != M || out.cols() != dout)
-      throw shape_error("Pattention output has shape " + out.shape().str() + ", expected [" + std::to_string(M) +
-                        ", " + std::to_string(dout) + "]");
+      throw shape_error("Pattention output has shape " + out.shape().str() + ", expected [" + std::to_string(M) + ", " +
+                        std::to_string(dout) + "]");
     scores_.resize(Shape{M, P});
     weights_.resize(Shape{M, P});
     // scores = X · K_Pᵀ                                                          (M, P)
@@ -135,9 +134,9 @@ class Pattention {
   /// Backward of the last forward, which received `in`. Adds dL/dK_P and dL/dV_P to the parameters'
   /// gradients (unless frozen) and writes dL/d_in into d_in (adds to it when `accumulate`).
   /// Requires training to be enabled (enable_training) and `in` unchanged since the forward.
-  void backward(TensorView<T, Device> d_in,          // (M, d_in)
-                TensorView<const T, Device> d_out,    // (M, d_out)
-                TensorView<const T, Device> in,       // (M, d_in)
+  void backward(TensorView<T, Device> d_in,         // (M, d_in)
+                TensorView<const T, Device> d_out,  // (M, d_out)
+                TensorView<const T, Device> in,     // (M, d_in)
                 bool accumulate = false) {
     const index_t M = in.rows(), P = tokens(), din = input_features(), dout = output_features();
     if (scores_.rows() != M || scores_.cols() != P)
@@ -148,8 +147,8 @@ class Pattention {
       throw argument_error("Pattention backward before enable_training()");
     // dV_P += weightsᵀ · d_out                                                    (P, d_out)
     if (!values_.frozen)
-      kernels::gemm(device_, values_.grad.data(), dout, weights_.data(), P, true, d_out.data(), dout, false, P, dout,
-                    M, T(1), T(1));
+      kernels::gemm(device_, values_.grad.data(), dout, weights_.data(), P, true, d_out.data(), dout, false, P, dout, M,
+                    T(1), T(1));
     // d_weights = d_out · V_Pᵀ (into the scratch), then d_scores = Θ'ᵀ d_weights (into weights_)  (M, P)
     d_weights_.resize(Shape{M, P});
     kernels::gemm(device_, d_weights_.data(), P, d_out.data(), dout, false, values_.value.data(), dout, true, M, P,
@@ -159,8 +158,7 @@ class Pattention {
     const T* d_scores = weights_.data();
     // dK_P += d_scoresᵀ · X                                                       (P, d_in)
     if (!keys_.frozen)
-      kernels::gemm(device_, keys_.grad.data(), din, d_scores, P, true, in.data(), din, false, P, din, M, T(1),
-                    T(1));
+      kernels::gemm(device_, keys_.grad.data(), din, d_scores, P, true, in.data(), din, false, P, din, M, T(1), T(1));
     // d_in (+)= d_scores · K_P                                                    (M, d_in)
     kernels::gemm(device_, d_in.data(), din, d_scores, P, false, keys_.value.data(), din, false, M, din, P, T(1),
                   accumulate ? T(1) : T(0));

@@ -60,21 +60,21 @@ class SelfAttention {
 
   /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`.
   void forward(TensorView<T, Device> out,      // (B*T, C)
-               TensorView<const T, Device> x,   // (B*T, C)
+               TensorView<const T, Device> x,  // (B*T, C)
                index_t B, index_t T_len, bool accumulate = false, index_t position_offset = 0) {
     const Shape expected{B * T_len, hidden_size_};
     expect_shape(x.shape().rank() == 2 ? x.shape() : Shape{x.rows(), x.cols()}, expected, "SelfAttention input");
     expect_shape(out.shape().rank() == 2 ? out.shape() : Shape{out.rows(), out.cols()}, expected,
                  "SelfAttention output");
     for (auto* t : {&q_, &k_, &v_, &context_}) t->resize(expected);
-    query.forward(q_, x);                                                              // (B*T, C)
-    key.forward(k_, x);                                                                // (B*T, C)
-    value.forward(v_, x);                                                              // (B*T, C)
+    query.forward(q_, x);  // (B*T, C)
+    key.forward(k_, x);    // (B*T, C)
+    value.forward(v_, x);  // (B*T, C)
     const index_t D = head_dim();
     kernels::rotary_forward(device_, q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     kernels::rotary_forward(device_, k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     kernels::attention_forward(device_, context_.data(), q_.data(), k_.data(), v_.data(), B, T_len, num_heads_, D);
-    proj.forward(out, context_, accumulate);                                           // (B*T, C)
+    proj.forward(out, context_, accumulate);  // (B*T, C)
     last_B_ = B;
     last_T_ = T_len;
     last_offset_ = position_offset;
@@ -83,16 +83,16 @@ class SelfAttention {
   /// Backward of the last forward (which received x): adds parameter gradients and writes dL/dx into
   /// d_x (adds to it when `accumulate`).
   void backward(TensorView<T, Device> d_x,          // (B*T, C)
-                TensorView<const T, Device> d_out,   // (B*T, C)
-                TensorView<const T, Device> x,       // (B*T, C)
+                TensorView<const T, Device> d_out,  // (B*T, C)
+                TensorView<const T, Device> x,      // (B*T, C)
                 bool accumulate = false) {
     const index_t B = last_B_, T_len = last_T_, D = head_dim();
     const Shape expected{B * T_len, hidden_size_};
     expect_shape(Shape{x.rows(), x.cols()}, expected, "SelfAttention backward input");
     for (auto* t : {&d_q_, &d_k_, &d_v_, &d_context_}) t->resize(expected);
-    proj.backward(d_context_, d_out, context_);                                        // (B*T, C)
-    kernels::attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(),
-                                k_.data(), v_.data(), B, T_len, num_heads_, D);
+    proj.backward(d_context_, d_out, context_);  // (B*T, C)
+    kernels::attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(), k_.data(),
+                                v_.data(), B, T_len, num_heads_, D);
     kernels::rotary_backward(device_, d_q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     kernels::rotary_backward(device_, d_k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     query.backward(d_x, d_q_, x, accumulate);
@@ -105,8 +105,8 @@ class SelfAttention {
   index_t hidden_size_ = 0, num_heads_ = 1, rotary_dims_ = 0;
   double rotary_base_ = 10000.0;
   index_t last_B_ = 0, last_T_ = 0, last_offset_ = 0;
-  Tensor<T, Device> q_, k_, v_, context_;            // (B*T, C) activation cache (q, k after rotary)
-  Tensor<T, Device> d_q_, d_k_, d_v_, d_context_;    // (B*T, C) backward scratch
+  Tensor<T, Device> q_, k_, v_, context_;          // (B*T, C) activation cache (q, k after rotary)
+  Tensor<T, Device> d_q_, d_k_, d_v_, d_context_;  // (B*T, C) backward scratch
 };
 
 }  // namespace tokenformer

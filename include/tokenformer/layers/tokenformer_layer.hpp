@@ -53,7 +53,7 @@ class TokenFormerLayer {
   }
 
   /// out = block(x) for B sequences of T positions starting at `position_offset`.
-  void forward(TensorView<T, Device> out,     // (B*T, C)
+  void forward(TensorView<T, Device> out,      // (B*T, C)
                TensorView<const T, Device> x,  // (B*T, C)
                index_t B, index_t T_len, index_t position_offset = 0) {
     const index_t M = B * T_len, C = hidden_size_;
@@ -76,7 +76,7 @@ class TokenFormerLayer {
 
   /// Backward of the last forward (which received x): adds parameter gradients and writes dL/dx.
   /// d_x may alias d_out.
-  void backward(TensorView<T, Device> d_x,         // (B*T, C)
+  void backward(TensorView<T, Device> d_x,          // (B*T, C)
                 TensorView<const T, Device> d_out,  // (B*T, C)
                 TensorView<const T, Device> x) {    // (B*T, C)
     const index_t M = h_.rows(), C = hidden_size_;
@@ -104,7 +104,7 @@ class TokenFormerLayer {
   index_t hidden_size_ = 0;
   double eps_ = 1e-5;
   // Activation cache of the last forward.
-  Tensor<T, Device> normed_attention_, normed_ffn_, h_;                    // (B*T, C)
+  Tensor<T, Device> normed_attention_, normed_ffn_, h_;                      // (B*T, C)
   Tensor<T, Device> mean_attention_, rstd_attention_, mean_ffn_, rstd_ffn_;  // (B*T)
   // Backward scratch.
   Tensor<T, Device> d_h_, d_normed_;  // (B*T, C)

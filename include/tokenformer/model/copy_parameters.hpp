@@ -48,7 +48,8 @@ void copy_parameters(Destination& destination, Source& source) {
     p.frozen_rows = e.frozen_rows;
   });
   if (next != entries.size())
-    throw shape_error("copy_parameters: the source has parameter '" + entries[next].name + "' that the destination lacks");
+    throw shape_error("copy_parameters: the source has parameter '" + entries[next].name +
+                      "' that the destination lacks");
 }
 
 }  // namespace tokenformer

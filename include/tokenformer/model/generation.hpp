@@ -13,9 +13,9 @@
 namespace tokenformer {
 
 struct SamplingOptions {
-  double temperature = 0.8;  ///< divides the logits; 0 means greedy (argmax)
-  index_t top_k = 0;         ///< keep only the k most likely tokens (0: all)
-  index_t max_context = 256; ///< at most this many most recent tokens are fed to the model
+  double temperature = 0.8;   ///< divides the logits; 0 means greedy (argmax)
+  index_t top_k = 0;          ///< keep only the k most likely tokens (0: all)
+  index_t max_context = 256;  ///< at most this many most recent tokens are fed to the model
 };
 
 /// Appends `count` tokens sampled from the model to `prompt` (non-empty) and returns the new tokens.
@@ -45,8 +45,8 @@ std::vector<std::int32_t> generate(LanguageModel<Config, Device>& model, std::ve
       next = static_cast<std::int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     } else {
       for (index_t v = 0; v < V; ++v)
-        ranked[static_cast<std::size_t>(v)] = {static_cast<double>(last[static_cast<std::size_t>(v)]) / options.temperature,
-                                               static_cast<std::int32_t>(v)};
+        ranked[static_cast<std::size_t>(v)] = {
+            static_cast<double>(last[static_cast<std::size_t>(v)]) / options.temperature, static_cast<std::int32_t>(v)};
       std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
       const index_t keep = options.top_k > 0 ? std::min(options.top_k, V) : V;
       double sum = 0.0;

@@ -50,9 +50,9 @@ struct GrowthSpec {
   index_t ffn = 0;              ///< tokens added to each FFN
   std::vector<index_t> layers;  ///< the layers to grow (empty: all)
   TokenInit init = TokenInit::zero;
-  bool pin_scale = false;       ///< keep Θ's √n at the count before growth (function-preserving)
-  bool freeze_old = false;      ///< train only the new tokens (freeze the old ones in the optimizer)
-  std::uint64_t seed = 0;       ///< for random initialization
+  bool pin_scale = false;   ///< keep Θ's √n at the count before growth (function-preserving)
+  bool freeze_old = false;  ///< train only the new tokens (freeze the old ones in the optimizer)
+  std::uint64_t seed = 0;   ///< for random initialization
 };
 
 /// Appends `count` tokens to one Pattention with the spec's options (`layers` is ignored).
@@ -86,7 +86,8 @@ void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
   for (index_t i = 0; i < L; ++i) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), i) == spec.layers.end()) continue;
     auto& layer = model.layers[static_cast<std::size_t>(i)];
-    for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value}) grow(*p, spec.qkv, spec, rng, wang);
+    for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value})
+      grow(*p, spec.qkv, spec, rng, wang);
     grow(layer.attention.proj, spec.proj, spec, rng, wang);
     grow(layer.ffn, spec.ffn, spec, rng, wang);
   }
@@ -109,7 +110,8 @@ void load_weights_for_growth(LanguageModel<Config, Device>& model, io::Safetenso
     }
     if (!tokens || info.shape.rank() != 2 || info.shape[1] != p.shape()[1] || info.shape[0] > p.shape()[0])
       throw file_error(file.path() + ": tensor '" + name + "' has shape " + info.shape.str() + ", the model has " +
-                       p.shape().str() + (tokens ? " (only the token count may grow)" : " (only parameter tokens may grow)"));
+                       p.shape().str() +
+                       (tokens ? " (only the token count may grow)" : " (only parameter tokens may grow)"));
     std::vector<T> host(static_cast<std::size_t>(info.shape.numel()));
     file.read(name, info.shape, host.data());
     device_memory<Device>::copy_from_host(p.value.device(), p.value.data(), host.data(), host.size() * sizeof(T));

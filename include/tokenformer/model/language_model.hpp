@@ -70,7 +70,7 @@ class LanguageModel {
   index_t hidden_size() const { return config_.hidden_size; }
   const Device& device() const { return device_; }
 
-  Parameter<T, Device> word_embeddings;    // (V, C), also the output head
+  Parameter<T, Device> word_embeddings;  // (V, C), also the output head
   std::vector<Layer> layers;
   Parameter<T, Device> final_norm_weight;  // (C)
   Parameter<T, Device> final_norm_bias;    // (C)
@@ -106,8 +106,8 @@ class LanguageModel {
     for (auto& x : host) x = static_cast<T>(rng.normal(0.0, small));
     word_embeddings.value.copy_from_host(host.data());
     for (auto& layer : layers) {
-      for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj,
-                      &layer.ffn})
+      for (auto* p :
+           {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj, &layer.ffn})
         p->initialize(rng, small, wang);
     }
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
@@ -168,9 +168,9 @@ class LanguageModel {
     target_ids_.resize(Shape{M});
     target_ids_.copy_from_host(targets);
     // loss and d_logits, in place of the logits                                        (B*T, V)
-    const double total = kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
-                                                                 target_ids_.data(), M, V,
-                                                                 grad_scale / static_cast<double>(counted));
+    const double total =
+        kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr), target_ids_.data(),
+                                                M, V, grad_scale / static_cast<double>(counted));
     // logits = LN(x) · Eᵀ:  d_normed = d_logits · E,  dE += d_logitsᵀ · LN(x)
     d_residual_.resize(Shape{M, C});
     d_normed_.resize(Shape{M, C});

@@ -24,8 +24,8 @@ namespace tokenformer::io {
 
 /// The non-tensor part of a training checkpoint.
 struct TrainingState {
-  long step = 0;                              ///< completed training steps
-  std::array<std::uint64_t, 4> data_rng{};    ///< state of the batch sampler's Rng
+  long step = 0;                            ///< completed training steps
+  std::array<std::uint64_t, 4> data_rng{};  ///< state of the batch sampler's Rng
 };
 
 namespace detail {

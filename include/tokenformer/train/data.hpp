@@ -33,7 +33,8 @@ struct ByteTokenizer {
   static std::string decode(const std::vector<std::int32_t>& ids) {
     std::string text;
     for (auto id : ids) {
-      if (id < 0 || id > end_of_text) throw argument_error("byte tokenizer: id " + std::to_string(id) + " out of range");
+      if (id < 0 || id > end_of_text)
+        throw argument_error("byte tokenizer: id " + std::to_string(id) + " out of range");
       text += id == end_of_text ? '\n' : static_cast<char>(static_cast<unsigned char>(id));
     }
     return text;
@@ -55,7 +56,8 @@ class TextCorpus {
     for (const auto& entry : std::filesystem::directory_iterator(directory, ec))
       if (entry.is_regular_file() && !entry.path().has_extension()) files.push_back(entry.path().string());
     if (ec || files.empty())
-      throw file_error("no corpus files in " + directory + " (install Debian's 'fortunes' package, or pass a text file)");
+      throw file_error("no corpus files in " + directory +
+                       " (install Debian's 'fortunes' package, or pass a text file)");
     std::sort(files.begin(), files.end());
     return files;
   }

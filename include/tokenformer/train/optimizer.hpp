@@ -32,7 +32,8 @@ class AdamW {
   explicit AdamW(AdamWOptions options = {}) : options_(options) {
     if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1))
       throw config_error("AdamW betas must be in [0, 1)");
-    if (!(options.eps > 0) || !(options.weight_decay >= 0)) throw config_error("AdamW needs eps > 0 and weight_decay >= 0");
+    if (!(options.eps > 0) || !(options.weight_decay >= 0))
+      throw config_error("AdamW needs eps > 0 and weight_decay >= 0");
   }
 
   const AdamWOptions& options() const { return options_; }
@@ -47,7 +48,8 @@ class AdamW {
     std::size_t counts[2] = {0, 0};  // trainable float and double parameters
     model.for_each_parameter([&](const std::string& name, auto& p) {
       using T = typename std::decay_t<decltype(p.value)>::value_type;
-      static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "AdamW: float or double parameters");
+      static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                    "AdamW: float or double parameters");
       if (p.trainable_count() == 0) return;
       if (!p.training_enabled()) throw argument_error("AdamW step: parameter '" + name + "' has no gradient");
       ++counts[std::is_same<T, double>::value];
@@ -68,8 +70,8 @@ class AdamW {
       segments.push_back({p.value.data() + offset, p.first_moment.data() + offset, p.second_moment.data() + offset,
                           p.grad.data() + offset, p.trainable_count(), p.weight_decay ? options_.weight_decay : 0.0});
       if (segments.size() == counts[std::is_same<T, double>::value])
-        kernels::adamw_step_many(p.value.device(), segments.data(), segments.size(), lr, options_.beta1,
-                                 options_.beta2, options_.eps, step_);
+        kernels::adamw_step_many(p.value.device(), segments.data(), segments.size(), lr, options_.beta1, options_.beta2,
+                                 options_.eps, step_);
     });
   }
 

@@ -44,9 +44,12 @@ inline std::string format_duration(double seconds) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
   const long s = static_cast<long>(seconds + 0.5);
   char buffer[32];
-  if (s >= 3600) std::snprintf(buffer, sizeof buffer, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  else if (s >= 60) std::snprintf(buffer, sizeof buffer, "%ldm%02lds", s / 60, s % 60);
-  else std::snprintf(buffer, sizeof buffer, "%lds", s);
+  if (s >= 3600)
+    std::snprintf(buffer, sizeof buffer, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else if (s >= 60)
+    std::snprintf(buffer, sizeof buffer, "%ldm%02lds", s / 60, s % 60);
+  else
+    std::snprintf(buffer, sizeof buffer, "%lds", s);
   return buffer;
 }
 
@@ -89,10 +92,14 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
   const auto escape = [](const std::string& s) {
     std::string out;
     for (char c : s) {
-      if (c == '<') out += "&lt;";
-      else if (c == '>') out += "&gt;";
-      else if (c == '&') out += "&amp;";
-      else out += c;
+      if (c == '<')
+        out += "&lt;";
+      else if (c == '>')
+        out += "&gt;";
+      else if (c == '&')
+        out += "&amp;";
+      else
+        out += c;
     }
     return out;
   };
@@ -121,8 +128,7 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
                 "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
                 left, top, width - left - right, height - top - bottom, (left + width - right) / 2, height - 18);
   svg += buf + escape(x_label) + "</text>\n";
-  std::snprintf(buf, sizeof buf,
-                "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">",
+  std::snprintf(buf, sizeof buf, "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">",
                 (top + height - bottom) / 2, (top + height - bottom) / 2);
   svg += buf + escape(y_label) + "</text>\n";
   for (const auto& m : markers) {

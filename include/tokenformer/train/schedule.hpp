@@ -18,7 +18,8 @@ struct CosineSchedule {
   long total_steps = 1000;
 
   void validate() const {
-    if (!(max_lr > 0) || !(min_lr >= 0) || min_lr > max_lr) throw config_error("schedule needs 0 <= min_lr <= max_lr, max_lr > 0");
+    if (!(max_lr > 0) || !(min_lr >= 0) || min_lr > max_lr)
+      throw config_error("schedule needs 0 <= min_lr <= max_lr, max_lr > 0");
     if (warmup_steps < 0 || total_steps <= 0) throw config_error("schedule needs warmup >= 0 and total steps > 0");
   }
 

@@ -28,14 +28,14 @@ namespace tokenformer {
 struct TrainerOptions {
   std::int64_t batch_size = 32;
   std::int64_t sequence_length = 128;
-  long steps = 1000;                 ///< total optimizer steps
-  int accumulation_steps = 1;        ///< micro-batches per optimizer step
-  AdamWOptions adamw{};              ///< adamw.lr is the peak learning rate
-  double min_lr = 6e-5;              ///< the cosine schedule ends here
+  long steps = 1000;           ///< total optimizer steps
+  int accumulation_steps = 1;  ///< micro-batches per optimizer step
+  AdamWOptions adamw{};        ///< adamw.lr is the peak learning rate
+  double min_lr = 6e-5;        ///< the cosine schedule ends here
   long warmup_steps = 100;
-  double clip_norm = 1.0;            ///< global gradient norm limit (0: no clipping)
-  long eval_every = 100;             ///< validation every N steps (and after the last); 0: never
-  std::int64_t eval_batches = 8;     ///< validation batches (fixed for the whole run)
+  double clip_norm = 1.0;         ///< global gradient norm limit (0: no clipping)
+  long eval_every = 100;          ///< validation every N steps (and after the last); 0: never
+  std::int64_t eval_batches = 8;  ///< validation batches (fixed for the whole run)
   std::uint64_t seed = 1234;
 
   void validate() const {
@@ -47,8 +47,8 @@ struct TrainerOptions {
 
 /// What one optimizer step did.
 struct StepRecord {
-  long step = 0;                 ///< 1-based number of this step
-  double loss = 0;               ///< mean training loss over its micro-batches
+  long step = 0;                                                      ///< 1-based number of this step
+  double loss = 0;                                                    ///< mean training loss over its micro-batches
   double validation_loss = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not evaluated
   double lr = 0;
   double gradient_norm = 0;      ///< before clipping
@@ -95,8 +95,8 @@ class Trainer {
     StepRecord record;
     record.step = step_ + 1;
     check_finite(model_, record.step, loss);
-    record.gradient_norm = options_.clip_norm > 0 ? clip_gradient_norm(model_, options_.clip_norm)
-                                                  : global_gradient_norm(model_);
+    record.gradient_norm =
+        options_.clip_norm > 0 ? clip_gradient_norm(model_, options_.clip_norm) : global_gradient_norm(model_);
     record.lr = schedule_(step_);
     optimizer_.step(model_, record.lr);
     ++step_;
@@ -152,8 +152,8 @@ inline void write_history_csv(const std::string& path, const std::vector<StepRec
   char line[256];
   for (const auto& r : history) {
     std::snprintf(line, sizeof line, "%ld,%.6f,%s,%.6g,%.6g,%.1f,%.2f\n", r.step, r.loss,
-                  std::isnan(r.validation_loss) ? "" : std::to_string(r.validation_loss).c_str(), r.lr,
-                  r.gradient_norm, r.tokens_per_second, r.elapsed_seconds);
+                  std::isnan(r.validation_loss) ? "" : std::to_string(r.validation_loss).c_str(), r.lr, r.gradient_norm,
+                  r.tokens_per_second, r.elapsed_seconds);
     text += line;
   }
   io::write_file_atomically(path, [&](io::FileSink& sink) { sink.write(text.data(), text.size()); });

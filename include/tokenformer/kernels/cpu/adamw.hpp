@@ -17,8 +17,8 @@ namespace tokenformer::kernels {
 
 /// One AdamW step; same contract as reference::adamw_step.
 template <class T>
-void adamw_step(const cpu&, T* p, T* m, T* v, const T* g, index_t n, double lr, double beta1, double beta2,
-                double eps, double weight_decay, long step) {
+void adamw_step(const cpu&, T* p, T* m, T* v, const T* g, index_t n, double lr, double beta1, double beta2, double eps,
+                double weight_decay, long step) {
   using B = simd::batch<T>;
   constexpr index_t W = static_cast<index_t>(B::size);
   const T bias1 = static_cast<T>(1.0 - std::pow(beta1, static_cast<double>(step)));
@@ -33,7 +33,8 @@ void adamw_step(const cpu&, T* p, T* m, T* v, const T* g, index_t n, double lr, 
     const B gi = B::load_unaligned(g + i);
     const B mi = B(b1) * B::load_unaligned(m + i) + B(T(1) - b1) * gi;
     const B vi = B(b2) * B::load_unaligned(v + i) + B(T(1) - b2) * gi * gi;
-    const B pi = B::load_unaligned(p + i) * B(decay) - B(step_size) * mi / (xsimd::sqrt(vi) / B(bias2_sqrt) + B(epsilon));
+    const B pi =
+        B::load_unaligned(p + i) * B(decay) - B(step_size) * mi / (xsimd::sqrt(vi) / B(bias2_sqrt) + B(epsilon));
     pi.store_unaligned(p + i);
     mi.store_unaligned(m + i);
     vi.store_unaligned(v + i);

@@ -24,12 +24,11 @@ void embedding_forward(const cpu&, T* out,          // (N, C)
     std::memcpy(out + i * C, table + static_cast<index_t>(tokens[i]) * C, static_cast<std::size_t>(C) * sizeof(T));
 }
 
-
 /// Gradient of embedding_forward: d_table[tokens[i]] += dout[i]; same contract as
 /// reference::embedding_backward. Serial: rows sharing a token would race.
 template <class T>
-void embedding_backward(const cpu&, T* d_table,  // (V, C)
-                        const T* dout,           // (N, C)
+void embedding_backward(const cpu&, T* d_table,      // (V, C)
+                        const T* dout,               // (N, C)
                         const std::int32_t* tokens,  // (N)
                         index_t N, index_t C) {
   for (index_t i = 0; i < N; ++i) {

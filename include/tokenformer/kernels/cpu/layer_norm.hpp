@@ -57,7 +57,6 @@ void layer_norm_forward(const cpu&, T* out,  // (R, C)
   }
 }
 
-
 /// Gradient of layer_norm_forward; same contract as reference::layer_norm_backward. Rows run in
 /// parallel for the non-parametric form; the affine form (used once, for the final norm) runs its
 /// weight and bias reduction serially.

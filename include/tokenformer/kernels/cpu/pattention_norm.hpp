@@ -69,8 +69,8 @@ void pattention_norm_row(T* o, const T* s, index_t n, Normalization kind, T scal
 
 /// Applies Θ to each row of scores; same contract as reference::pattention_norm_forward.
 template <class T>
-void pattention_norm_forward(const cpu&, T* out,           // (R, n)
-                             const T* scores,              // (R, n)
+void pattention_norm_forward(const cpu&, T* out,  // (R, n)
+                             const T* scores,     // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   if (kind == Normalization::dynamic) throw config_error("pattention_norm_forward needs a concrete normalization");
   const T tokens = static_cast<T>(scale_tokens);
@@ -79,7 +79,6 @@ void pattention_norm_forward(const cpu&, T* out,           // (R, n)
 #endif
   for (index_t r = 0; r < rows; ++r) detail::pattention_norm_row(out + r * n, scores + r * n, n, kind, tokens);
 }
-
 
 namespace detail {
 
@@ -178,9 +177,9 @@ void pattention_norm_backward_row(T* ds, const T* dw, const T* s, index_t n, Nor
 /// Gradient of Θ; same contract as reference::pattention_norm_backward, except that d_scores must not
 /// alias d_weights or scores (it is used as scratch).
 template <class T>
-void pattention_norm_backward(const cpu&, T* d_scores,     // (R, n)
-                              const T* d_weights,          // (R, n)
-                              const T* scores,             // (R, n) before Θ
+void pattention_norm_backward(const cpu&, T* d_scores,  // (R, n)
+                              const T* d_weights,       // (R, n)
+                              const T* scores,          // (R, n) before Θ
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   if (kind == Normalization::dynamic) throw config_error("pattention_norm_backward needs a concrete normalization");
   const T tokens = static_cast<T>(scale_tokens);

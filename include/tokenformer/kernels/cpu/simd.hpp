@@ -45,7 +45,8 @@ inline T dot(const T* a, const T* b, index_t n) {
   constexpr index_t W = static_cast<index_t>(batch<T>::size);
   const index_t end = n - n % W;
   batch<T> acc(T(0));
-  for (index_t i = 0; i < end; i += W) acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
+  for (index_t i = 0; i < end; i += W)
+    acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
   T sum = xsimd::hadd(acc);
   for (index_t i = end; i < n; ++i) sum += a[i] * b[i];
   return sum;

@@ -39,8 +39,9 @@ __global__ void adamw_many_kernel(const adamw_device_segment<T>* segments) {
 template <class T>
 void adamw_step(const cuda& device, T* p, T* m, T* v, const T* g, index_t n, double lr, double beta1, double beta2,
                 double eps, double weight_decay, long step) {
-  thrust_algorithms::adamw_step(cuda_detail::asynchronous(device), p, m, v, g, n,
-                                thrust_algorithms::AdamWCoefficients<T>::make(lr, beta1, beta2, eps, weight_decay, step));
+  thrust_algorithms::adamw_step(
+      cuda_detail::asynchronous(device), p, m, v, g, n,
+      thrust_algorithms::AdamWCoefficients<T>::make(lr, beta1, beta2, eps, weight_decay, step));
 }
 
 /// One AdamW step over several parameters in a single fused kernel.
@@ -54,8 +55,8 @@ void adamw_step_many(const cuda& device, const AdamWSegment<T>* segments, std::s
     index_t longest = 0;
     for (std::size_t i = 0; i < here; ++i) {
       const AdamWSegment<T>& s = segments[first + i];
-      table[i] = {s.p, s.m, s.v, s.g, s.n,
-                  thrust_algorithms::AdamWCoefficients<T>::make(lr, beta1, beta2, eps, s.weight_decay, step)};
+      table[i] = {s.p, s.m, s.v,
+                  s.g, s.n, thrust_algorithms::AdamWCoefficients<T>::make(lr, beta1, beta2, eps, s.weight_decay, step)};
       longest = std::max(longest, s.n);
     }
     if (longest == 0) continue;

@@ -60,9 +60,9 @@ __global__ void __launch_bounds__(BLOCK * 8)
   extern __shared__ __align__(16) unsigned char attention_smem[];
   const int ld = D + 1;
   T* Qs = reinterpret_cast<T*>(attention_smem);  // BLOCK x ld
-  T* Ks = Qs + BLOCK * ld;                        // BLOCK x ld
-  T* Vs = Ks + BLOCK * ld;                        // BLOCK x ld
-  T* Ps = Vs + BLOCK * ld;                        // BLOCK x BLOCK
+  T* Ks = Qs + BLOCK * ld;                       // BLOCK x ld
+  T* Vs = Ks + BLOCK * ld;                       // BLOCK x ld
+  T* Ps = Vs + BLOCK * ld;                       // BLOCK x BLOCK
   const int tile = blockIdx.x, h = blockIdx.y;
   const index_t b = blockIdx.z, C = index_t(H) * D;
   const int r = threadIdx.x / 8, lane = threadIdx.x % 8;
@@ -213,8 +213,8 @@ __global__ void __launch_bounds__(BLOCK * 8)
 /// dQ for one tile of queries, looping over the key tiles they see.
 template <class T, int BLOCK, int MAXD>
 __global__ void __launch_bounds__(BLOCK * 8)
-    attention_backward_q_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, const T* lse,
-                                const T* delta, index_t T_len, int H, int D, T scale) {
+    attention_backward_q_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, const T* lse, const T* delta,
+                                index_t T_len, int H, int D, T scale) {
   constexpr int KPT = BLOCK / 8, CPT = MAXD / 8;
   extern __shared__ __align__(16) unsigned char attention_smem[];
   const int ld = D + 1;
@@ -274,8 +274,8 @@ __global__ void __launch_bounds__(BLOCK * 8)
 template <class Kernel>
 void allow_shared_memory(Kernel kernel, std::size_t bytes) {
   if (bytes > 48 * 1024)
-    TOKENFORMER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(bytes)));
+    TOKENFORMER_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 inline void check_attention_shape(index_t B, index_t T_len, index_t H, index_t D) {
@@ -297,13 +297,13 @@ void attention_forward_impl(const cuda& device, T* out, T* lse, const T* q, cons
   auto kernel = attention_forward_kernel<T, BLOCK, MAXD>;
   allow_shared_memory(kernel, bytes);
   kernel<<<grid, BLOCK * 8, bytes, device.stream()>>>(out, lse, q, k, v, T_len, static_cast<int>(H),
-                                                        static_cast<int>(D), scale);
+                                                      static_cast<int>(D), scale);
   check_launch("attention_forward_kernel");
 }
 
 template <class T, int MAXD>
-void attention_backward_impl(const cuda& device, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                             const T* v, index_t B, index_t T_len, index_t H, index_t D) {
+void attention_backward_impl(const cuda& device, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
+                             index_t B, index_t T_len, index_t H, index_t D) {
   constexpr int BLOCK = attention_block<T>;
   const index_t C = H * D;
   scratch<T> out(device, B * T_len * C), lse(device, B * H * T_len), delta(device, B * H * T_len);
@@ -333,15 +333,19 @@ void attention_backward_impl(const cuda& device, T* dq, T* dk, T* dv, const T* d
 
 /// Causal softmax attention with scale 1/√D; the contract of the CPU kernel.
 template <class T>
-void attention_forward(const cuda& device, T* out,              // (B*T, H*D)
-                       const T* q, const T* k, const T* v,       // (B*T, H*D) each
+void attention_forward(const cuda& device, T* out,          // (B*T, H*D)
+                       const T* q, const T* k, const T* v,  // (B*T, H*D) each
                        index_t B, index_t T_len, index_t H, index_t D) {
   cuda_detail::check_attention_shape(B, T_len, H, D);
   if (B == 0 || T_len == 0 || H == 0) return;
-  if (D <= 32) cuda_detail::attention_forward_impl<T, 32>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
-  else if (D <= 64) cuda_detail::attention_forward_impl<T, 64>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
-  else if (D <= 128) cuda_detail::attention_forward_impl<T, 128>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
-  else cuda_detail::attention_forward_impl<T, 256>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
+  if (D <= 32)
+    cuda_detail::attention_forward_impl<T, 32>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
+  else if (D <= 64)
+    cuda_detail::attention_forward_impl<T, 64>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
+  else if (D <= 128)
+    cuda_detail::attention_forward_impl<T, 128>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
+  else
+    cuda_detail::attention_forward_impl<T, 256>(device, out, static_cast<T*>(nullptr), q, k, v, B, T_len, H, D);
 }
 
 /// Gradient of attention_forward; the contract of the CPU kernel.
@@ -352,10 +356,14 @@ void attention_backward(const cuda& device, T* dq, T* dk, T* dv,  // (B*T, H*D) 
                         index_t B, index_t T_len, index_t H, index_t D) {
   cuda_detail::check_attention_shape(B, T_len, H, D);
   if (B == 0 || T_len == 0 || H == 0) return;
-  if (D <= 32) cuda_detail::attention_backward_impl<T, 32>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
-  else if (D <= 64) cuda_detail::attention_backward_impl<T, 64>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
-  else if (D <= 128) cuda_detail::attention_backward_impl<T, 128>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
-  else cuda_detail::attention_backward_impl<T, 256>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
+  if (D <= 32)
+    cuda_detail::attention_backward_impl<T, 32>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
+  else if (D <= 64)
+    cuda_detail::attention_backward_impl<T, 64>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
+  else if (D <= 128)
+    cuda_detail::attention_backward_impl<T, 128>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
+  else
+    cuda_detail::attention_backward_impl<T, 256>(device, dq, dk, dv, dout, q, k, v, B, T_len, H, D);
 }
 
 }  // namespace tokenformer::kernels

@@ -35,7 +35,8 @@ inline void check_launch(const char* kernel) {
 
 /// cuBLAS takes int sizes.
 inline int blas_int(index_t value, const char* what) {
-  if (value < 0 || value > INT_MAX) throw shape_error(std::string(what) + " = " + std::to_string(value) + " is outside cuBLAS's int range");
+  if (value < 0 || value > INT_MAX)
+    throw shape_error(std::string(what) + " = " + std::to_string(value) + " is outside cuBLAS's int range");
   return static_cast<int>(value);
 }
 

@@ -55,9 +55,9 @@ double cross_entropy_forward_backward(const cuda& device, T* logits_then_grad,  
                                       index_t N, index_t V, double grad_scale) {
   if (N == 0) return 0.0;
   cuda_detail::scratch<double> row_losses(device, N);
-  cuda_detail::cross_entropy_kernel<<<cuda_detail::blocks_for_rows(N), cuda_detail::block_threads, 0,
-                                      device.stream()>>>(logits_then_grad, losses, row_losses.get(), targets, N, V,
-                                                         static_cast<T>(grad_scale));
+  cuda_detail::
+      cross_entropy_kernel<<<cuda_detail::blocks_for_rows(N), cuda_detail::block_threads, 0, device.stream()>>>(
+          logits_then_grad, losses, row_losses.get(), targets, N, V, static_cast<T>(grad_scale));
   cuda_detail::check_launch("cross_entropy_kernel");
   return thrust_algorithms::sum(cuda_detail::synchronous(device), row_losses.get(), N);
 }

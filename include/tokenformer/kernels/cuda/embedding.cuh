@@ -28,13 +28,14 @@ __global__ void embedding_backward_kernel(T* d_table, const T* dout, const std::
 
 /// out[i] = table[tokens[i]]; the contract of the CPU kernel (ids are checked by the caller).
 template <class T>
-void embedding_forward(const cuda& device, T* out,   // (N, C)
-                       const std::int32_t* tokens,   // (N), device memory
-                       const T* table,               // (V, C)
+void embedding_forward(const cuda& device, T* out,  // (N, C)
+                       const std::int32_t* tokens,  // (N), device memory
+                       const T* table,              // (V, C)
                        index_t N, index_t C) {
   if (N * C == 0) return;
-  cuda_detail::embedding_forward_kernel<<<cuda_detail::blocks_for(N * C), cuda_detail::block_threads, 0,
-                                          device.stream()>>>(out, tokens, table, N, C);
+  cuda_detail::
+      embedding_forward_kernel<<<cuda_detail::blocks_for(N * C), cuda_detail::block_threads, 0, device.stream()>>>(
+          out, tokens, table, N, C);
   cuda_detail::check_launch("embedding_forward_kernel");
 }
 
@@ -45,8 +46,9 @@ void embedding_backward(const cuda& device, T* d_table,  // (V, C)
                         const std::int32_t* tokens,      // (N), device memory
                         index_t N, index_t C) {
   if (N * C == 0) return;
-  cuda_detail::embedding_backward_kernel<<<cuda_detail::blocks_for(N * C), cuda_detail::block_threads, 0,
-                                           device.stream()>>>(d_table, dout, tokens, N, C);
+  cuda_detail::
+      embedding_backward_kernel<<<cuda_detail::blocks_for(N * C), cuda_detail::block_threads, 0, device.stream()>>>(
+          d_table, dout, tokens, N, C);
   cuda_detail::check_launch("embedding_backward_kernel");
 }
 

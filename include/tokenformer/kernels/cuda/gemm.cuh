@@ -42,9 +42,9 @@ void scale_matrix(const cuda& device, T* C, index_t ldc, index_t M, index_t N, T
 /// C = alpha · op(A) · op(B) + beta · C, row-major with leading dimensions; the contract of the CPU
 /// gemm. When beta == 0, C is not read.
 template <class T>
-void gemm(const cuda& device, T* C, index_t ldc,             // (M, N)
-          const T* A, index_t lda, bool transpose_a,          // (M, K) or (K, M)
-          const T* B, index_t ldb, bool transpose_b,          // (K, N) or (N, K)
+void gemm(const cuda& device, T* C, index_t ldc,      // (M, N)
+          const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
+          const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
           index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0)) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "cuda gemm: float or double");
   if (M == 0 || N == 0) return;
@@ -66,9 +66,9 @@ void gemm(const cuda& device, T* C, index_t ldc,             // (M, N)
 
 /// `batch` independent GEMMs at fixed strides; the contract of the CPU gemm_strided_batched.
 template <class T>
-void gemm_strided_batched(const cuda& device, T* C, index_t ldc, index_t stride_c,          // (M, N) each
-                          const T* A, index_t lda, index_t stride_a, bool transpose_a,    // (M, K) or (K, M)
-                          const T* B, index_t ldb, index_t stride_b, bool transpose_b,    // (K, N) or (N, K)
+void gemm_strided_batched(const cuda& device, T* C, index_t ldc, index_t stride_c,      // (M, N) each
+                          const T* A, index_t lda, index_t stride_a, bool transpose_a,  // (M, K) or (K, M)
+                          const T* B, index_t ldb, index_t stride_b, bool transpose_b,  // (K, N) or (N, K)
                           index_t batch, index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0)) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "cuda gemm: float or double");
   if (batch < 0) throw shape_error("gemm_strided_batched: negative batch count");

@@ -91,9 +91,9 @@ void layer_norm_forward(const cuda& device, T* out,  // (R, C)
                         index_t rows, index_t C, double eps) {
   if ((weight == nullptr) != (bias == nullptr)) throw argument_error("layer_norm_forward: weight and bias go together");
   if (rows == 0 || C == 0) return;
-  cuda_detail::layer_norm_forward_kernel<<<cuda_detail::blocks_for_rows(rows), cuda_detail::block_threads, 0,
-                                           device.stream()>>>(out, mean, rstd, x, weight, bias, rows, C,
-                                                              static_cast<T>(eps));
+  cuda_detail::
+      layer_norm_forward_kernel<<<cuda_detail::blocks_for_rows(rows), cuda_detail::block_threads, 0, device.stream()>>>(
+          out, mean, rstd, x, weight, bias, rows, C, static_cast<T>(eps));
   cuda_detail::check_launch("layer_norm_forward_kernel");
 }
 

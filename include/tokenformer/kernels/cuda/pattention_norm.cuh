@@ -34,7 +34,7 @@ __global__ void pattention_norm_forward_kernel(T* out, const T* scores, index_t 
       ss = block_sum(ss);
       const T f = ss == T(0) ? T(0) : sqrt_(tokens) / sqrt_(ss);
       for (index_t i = threadIdx.x; i < n; i += blockDim.x) o[i] *= f;  // each thread rescales what it wrote
-    } else {  // softmax
+    } else {                                                            // softmax
       T m = T(-INFINITY);
       for (index_t i = threadIdx.x; i < n; i += blockDim.x) m = max(m, s[i]);
       m = block_max(m);
@@ -117,8 +117,8 @@ __global__ void pattention_norm_backward_kernel(T* d_scores, const T* d_weights,
 
 /// Applies Θ to each row of scores; the contract of the CPU kernel.
 template <class T>
-void pattention_norm_forward(const cuda& device, T* out,   // (R, n)
-                             const T* scores,              // (R, n)
+void pattention_norm_forward(const cuda& device, T* out,  // (R, n)
+                             const T* scores,             // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   if (kind == Normalization::dynamic) throw config_error("pattention_norm_forward needs a concrete normalization");
   if (rows == 0 || n == 0) return;

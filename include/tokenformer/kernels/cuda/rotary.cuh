@@ -11,8 +11,8 @@ namespace tokenformer::kernels {
 namespace cuda_detail {
 
 template <class T>
-__global__ void rotary_kernel(T* x, index_t rows, index_t T_len, index_t H, index_t D, index_t rotary_dims,
-                              double base, index_t position_offset, double direction) {
+__global__ void rotary_kernel(T* x, index_t rows, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+                              index_t position_offset, double direction) {
   const index_t half = rotary_dims / 2;
   const index_t total = rows * H * half;
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < total; i += index_t(gridDim.x) * blockDim.x) {
@@ -32,15 +32,15 @@ __global__ void rotary_kernel(T* x, index_t rows, index_t T_len, index_t H, inde
 }
 
 template <class T>
-void rotate(const cuda& device, T* x, index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims,
-            double base, index_t position_offset, double direction) {
+void rotate(const cuda& device, T* x, index_t B, index_t T_len, index_t H, index_t D, index_t rotary_dims, double base,
+            index_t position_offset, double direction) {
   if (rotary_dims < 0 || rotary_dims > D || rotary_dims % 2 != 0)
-    throw argument_error("rotary: rotary_dims " + std::to_string(rotary_dims) + " must be even and at most the head size " +
-                         std::to_string(D));
+    throw argument_error("rotary: rotary_dims " + std::to_string(rotary_dims) +
+                         " must be even and at most the head size " + std::to_string(D));
   const index_t total = B * T_len * H * (rotary_dims / 2);
   if (total == 0) return;
   rotary_kernel<<<blocks_for(total), block_threads, 0, device.stream()>>>(x, B * T_len, T_len, H, D, rotary_dims, base,
-                                                                         position_offset, direction);
+                                                                          position_offset, direction);
   check_launch("rotary_kernel");
 }
 

@@ -12,8 +12,8 @@ namespace tokenformer::kernels::reference {
 /// out[b, t, h] = Σ_{u <= t} softmax_u(q[b,t,h] · k[b,u,h] / √D) · v[b,u,h], in double.
 /// q, k, v and out are [B*T, H*D] with head h in columns [h*D, (h+1)*D).
 template <class T>
-void attention_forward(T* out,                                  // (B*T, H*D)
-                       const T* q, const T* k, const T* v,      // (B*T, H*D) each
+void attention_forward(T* out,                              // (B*T, H*D)
+                       const T* q, const T* k, const T* v,  // (B*T, H*D) each
                        index_t B, index_t T_len, index_t H, index_t D) {
   const index_t C = H * D;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -44,14 +44,13 @@ void attention_forward(T* out,                                  // (B*T, H*D)
       }
 }
 
-
 /// Gradient of attention_forward, in double: overwrites dq, dk, dv.
 ///   S = q·kᵀ/√D (causal), P = softmax(S), out = P·v
 ///   dv = Pᵀ·dout;  dP = dout·vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dq = dS·k/√D;  dk = dSᵀ·q/√D
 template <class T>
-void attention_backward(T* dq, T* dk, T* dv,                  // (B*T, H*D) each
-                        const T* dout,                        // (B*T, H*D)
-                        const T* q, const T* k, const T* v,   // (B*T, H*D) each
+void attention_backward(T* dq, T* dk, T* dv,                 // (B*T, H*D) each
+                        const T* dout,                       // (B*T, H*D)
+                        const T* q, const T* k, const T* v,  // (B*T, H*D) each
                         index_t B, index_t T_len, index_t H, index_t D) {
   const index_t C = H * D;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));

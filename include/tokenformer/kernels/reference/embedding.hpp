@@ -10,14 +10,13 @@ namespace tokenformer::kernels::reference {
 
 /// out[i] = table[tokens[i]]. Token ids must be in [0, V) (checked by the caller).
 template <class T>
-void embedding_forward(T* out,                 // (N, C)
+void embedding_forward(T* out,                      // (N, C)
                        const std::int32_t* tokens,  // (N)
-                       const T* table,         // (V, C)
+                       const T* table,              // (V, C)
                        index_t N, index_t C) {
   for (index_t i = 0; i < N; ++i)
     for (index_t c = 0; c < C; ++c) out[i * C + c] = table[static_cast<index_t>(tokens[i]) * C + c];
 }
-
 
 /// Gradient of embedding_forward: d_table[tokens[i]] += dout[i] (accumulates into d_table).
 template <class T>

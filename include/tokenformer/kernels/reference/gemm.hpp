@@ -10,9 +10,9 @@ namespace tokenformer::kernels::reference {
 /// op(B) is [K, N]: B is stored [K, N] (ldb >= N) or, if transpose_b, [N, K] (ldb >= K).
 /// Accumulates in double. When beta == 0, C is not read (it may hold NaN).
 template <class T>
-void gemm(T* C, index_t ldc,                            // (M, N)
-          const T* A, index_t lda, bool transpose_a,    // (M, K) or (K, M)
-          const T* B, index_t ldb, bool transpose_b,    // (K, N) or (N, K)
+void gemm(T* C, index_t ldc,                          // (M, N)
+          const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
+          const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
           index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0)) {
   for (index_t i = 0; i < M; ++i) {
     for (index_t j = 0; j < N; ++j) {

@@ -12,12 +12,12 @@ namespace tokenformer::kernels::reference {
 /// weight and bias may both be null (non-parametric LayerNorm). mean and rstd, if not null, receive
 /// each row's mean and 1/sqrt(var + eps).
 template <class T>
-void layer_norm_forward(T* out,          // (R, C)
-                        T* mean,         // (R) or null
-                        T* rstd,         // (R) or null
-                        const T* x,      // (R, C)
-                        const T* weight, // (C) or null
-                        const T* bias,   // (C) or null
+void layer_norm_forward(T* out,           // (R, C)
+                        T* mean,          // (R) or null
+                        T* rstd,          // (R) or null
+                        const T* x,       // (R, C)
+                        const T* weight,  // (C) or null
+                        const T* bias,    // (C) or null
                         index_t rows, index_t C, double eps) {
   for (index_t r = 0; r < rows; ++r) {
     const T* xr = x + r * C;
@@ -38,20 +38,19 @@ void layer_norm_forward(T* out,          // (R, C)
   }
 }
 
-
 /// Gradient of layer_norm_forward, in double. Needs x and the mean and rstd the forward saved.
 /// dx is overwritten (or accumulated into when `accumulate`); d_weight and d_bias (both null for the
 /// non-parametric form) are accumulated into.
 ///   x̂ = (x − mean)·rstd;  dx̂ = dy·w;  dx = rstd · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
 template <class T>
-void layer_norm_backward(T* dx,             // (R, C)
-                         T* d_weight,       // (C) or null
-                         T* d_bias,         // (C) or null
-                         const T* dy,       // (R, C)
-                         const T* x,        // (R, C)
-                         const T* weight,   // (C) or null
-                         const T* mean,     // (R)
-                         const T* rstd,     // (R)
+void layer_norm_backward(T* dx,            // (R, C)
+                         T* d_weight,      // (C) or null
+                         T* d_bias,        // (C) or null
+                         const T* dy,      // (R, C)
+                         const T* x,       // (R, C)
+                         const T* weight,  // (C) or null
+                         const T* mean,    // (R)
+                         const T* rstd,    // (R)
                          index_t rows, index_t C, bool accumulate = false) {
   for (index_t r = 0; r < rows; ++r) {
     const double m = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);

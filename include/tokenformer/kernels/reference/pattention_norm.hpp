@@ -51,7 +51,6 @@ void pattention_norm_forward(T* out,           // (R, n)
   }
 }
 
-
 /// d gelu / dx = Φ(x) + x·φ(x).
 inline double gelu_derivative(double x) {
   const double cdf = 0.5 * (1.0 + std::erf(x / std::sqrt(2.0)));
@@ -63,9 +62,9 @@ inline double gelu_derivative(double x) {
 /// Needs the scores before Θ. A zero-norm row (output held at zero) has zero gradient.
 /// d_scores may alias d_weights.
 template <class T>
-void pattention_norm_backward(T* d_scores,        // (R, n)
-                              const T* d_weights, // (R, n)
-                              const T* scores,    // (R, n) before Θ
+void pattention_norm_backward(T* d_scores,         // (R, n)
+                              const T* d_weights,  // (R, n)
+                              const T* scores,     // (R, n) before Θ
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   const double N = static_cast<double>(scale_tokens);
   std::vector<double> g(static_cast<std::size_t>(n)), dw_copy(static_cast<std::size_t>(n));
@@ -124,8 +123,7 @@ void pattention_norm_backward(T* d_scores,        // (R, n)
         g[static_cast<std::size_t>(i)] /= sum;
         dot += dw[i] * g[static_cast<std::size_t>(i)];
       }
-      for (index_t i = 0; i < n; ++i)
-        put(i, N * g[static_cast<std::size_t>(i)] * (dw[i] - dot));
+      for (index_t i = 0; i < n; ++i) put(i, N * g[static_cast<std::size_t>(i)] * (dw[i] - dot));
     }
   }
 }
