@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# run_demo.sh [01|02|03]: install missing packages, build the examples and run one (default: 03, the
+# run_demo.sh [01|02|03|04]: install missing packages, build the examples and run one (default: 03, the
 # main demo: a small TokenFormer trained, grown in place and trained on, against the large model
-# trained from scratch, on Debian's fortunes).
+# trained from scratch, on Debian's fortunes). 04 trains one model on the CPU and on a CUDA GPU side
+# by side (needs nvcc at /usr/local/cuda/bin/nvcc, and a GPU to run).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,7 +11,8 @@ case "$example" in
   01) target=01_pattention ;;
   02) target=02_train_char_lm ;;
   03) target=03_incremental_scaling ;;
-  *) echo "usage: $0 [01|02|03]" >&2; exit 2 ;;
+  04) target=04_gpu ;;
+  *) echo "usage: $0 [01|02|03|04]" >&2; exit 2 ;;
 esac
 
 ./install_deps.sh --with-corpus
