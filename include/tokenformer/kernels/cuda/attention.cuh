@@ -5,8 +5,9 @@
 // of the tile (a query in the forward and dQ kernels, a key in the dK/dV kernel), so a row's
 // softmax statistics and its output accumulators stay in those threads' registers and need only
 // warp shuffles. Tiles of Q, K, V (and dO) are staged in shared memory, padded by one element
-// per row against bank conflicts. (A variant that kept each group's row in registers and finished
-// the dot products with a warp-shuffle reduce-scatter measured 1.5x slower on an H200.)
+// per row against bank conflicts. A thread computes its BLOCK/8 dot products of a tile together,
+// so each element of its group's row is loaded once for all of them. (A variant that kept each group's row in registers
+// and finished the dot products with a warp-shuffle reduce-scatter measured 1.5x slower on an H200.)
 //
 // The backward has the CPU kernel's signature (no saved forward state), so it recomputes the
 // forward's output and log-sum-exp per row first, then runs a dK/dV kernel over key tiles and a dQ
@@ -45,18 +46,38 @@ __device__ inline T group_sum(T v) {
   return v;
 }
 
-template <class T>
-__device__ inline T dot_rows(const T* a, const T* b, int D) {
-  T s = T(0);
-  for (int d = 0; d < D; ++d) s += a[d] * b[d];
-  return s;
+/// s[j] = a · (row lane + 8j of `rows`), j < KPT: each element of a is loaded once for all j.
+template <class T, int KPT>
+__device__ inline void dots_with_rows(T (&s)[KPT], const T* a, const T* rows, int ld, int lane, int D) {
+#pragma unroll
+  for (int j = 0; j < KPT; ++j) s[j] = T(0);
+  for (int d = 0; d < D; ++d) {
+    const T x = a[d];
+#pragma unroll
+    for (int j = 0; j < KPT; ++j) s[j] += x * rows[(lane + 8 * j) * ld + d];
+  }
+}
+/// dots_with_rows for two pairs at once: s[j] = a · a_rows[lane + 8j], t[j] = b · b_rows[lane + 8j].
+template <class T, int KPT>
+__device__ inline void two_dots_with_rows(T (&s)[KPT], T (&t)[KPT], const T* a, const T* a_rows, const T* b,
+                                          const T* b_rows, int ld, int lane, int D) {
+#pragma unroll
+  for (int j = 0; j < KPT; ++j) s[j] = t[j] = T(0);
+  for (int d = 0; d < D; ++d) {
+    const T x = a[d], y = b[d];
+#pragma unroll
+    for (int j = 0; j < KPT; ++j) {
+      s[j] += x * a_rows[(lane + 8 * j) * ld + d];
+      t[j] += y * b_rows[(lane + 8 * j) * ld + d];
+    }
+  }
 }
 
 /// out = softmax(scale · Q Kᵀ + causal mask) V; lse (B, H, T) = log Σ exp of each score row (optional).
 template <class T, int BLOCK, int MAXD>
 __global__ void __launch_bounds__(BLOCK * 8)
     attention_forward_kernel(T* out, T* lse, const T* q, const T* k, const T* v, index_t T_len, int H, int D, T scale) {
-  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8;
+  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8, PLD = BLOCK + 1;
   extern __shared__ __align__(16) unsigned char attention_smem[];
   const int ld = D + 1;
   T* Qs = reinterpret_cast<T*>(attention_smem);  // BLOCK x ld
@@ -79,12 +100,12 @@ __global__ void __launch_bounds__(BLOCK * 8)
     load_tile<T, BLOCK>(Vs, ld, v + head, index_t(kt) * BLOCK, T_len, C, D, T(1));
     __syncthreads();
     T s[KPT];
+    dots_with_rows(s, Qs + r * ld, Ks, ld, lane, D);
     T tile_max = T(-INFINITY);
 #pragma unroll
     for (int j = 0; j < KPT; ++j) {
-      const int key = lane + 8 * j;
-      const index_t tk = index_t(kt) * BLOCK + key;
-      s[j] = (tk <= tq && tk < T_len) ? dot_rows(Qs + r * ld, Ks + key * ld, D) : T(-INFINITY);
+      const index_t tk = index_t(kt) * BLOCK + lane + 8 * j;
+      if (!(tk <= tq && tk < T_len)) s[j] = T(-INFINITY);
       tile_max = max(tile_max, s[j]);
     }
     tile_max = group_max(tile_max);
@@ -94,7 +115,7 @@ __global__ void __launch_bounds__(BLOCK * 8)
 #pragma unroll
     for (int j = 0; j < KPT; ++j) {
       const T p = s[j] == T(-INFINITY) ? T(0) : exp_(s[j] - m_new);
-      Ps[r * BLOCK + lane + 8 * j] = p;
+      Ps[r * PLD + lane + 8 * j] = p;
       p_sum += p;
     }
     l = l * correction + group_sum(p_sum);
@@ -103,7 +124,7 @@ __global__ void __launch_bounds__(BLOCK * 8)
     for (int c = 0; c < CPT; ++c) acc[c] *= correction;
     __syncwarp();  // the row's probabilities, written by its eight threads, are visible to all of them
     for (int key = 0; key < BLOCK; ++key) {
-      const T p = Ps[r * BLOCK + key];
+      const T p = Ps[r * PLD + key];
 #pragma unroll
       for (int c = 0; c < CPT; ++c) {
         const int d = lane + 8 * c;
@@ -140,17 +161,17 @@ template <class T, int BLOCK, int MAXD>
 __global__ void __launch_bounds__(BLOCK * 8)
     attention_backward_kv_kernel(T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* lse,
                                  const T* delta, index_t T_len, int H, int D, T scale) {
-  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8;
+  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8, PLD = BLOCK + 1;
   extern __shared__ __align__(16) unsigned char attention_smem[];
   const int ld = D + 1;
   T* Ks = reinterpret_cast<T*>(attention_smem);  // BLOCK x ld
   T* Vs = Ks + BLOCK * ld;
   T* Qs = Vs + BLOCK * ld;
   T* dOs = Qs + BLOCK * ld;
-  T* Ps = dOs + BLOCK * ld;  // BLOCK x BLOCK, [key][query]
-  T* dSs = Ps + BLOCK * BLOCK;
-  T* lse_s = dSs + BLOCK * BLOCK;  // BLOCK
-  T* delta_s = lse_s + BLOCK;      // BLOCK
+  T* Ps = dOs + BLOCK * ld;  // BLOCK x PLD, [key][query]
+  T* dSs = Ps + BLOCK * PLD;
+  T* lse_s = dSs + BLOCK * PLD;  // BLOCK
+  T* delta_s = lse_s + BLOCK;    // BLOCK
   const int tile = blockIdx.x, h = blockIdx.y;
   const index_t b = blockIdx.z, C = index_t(H) * D;
   const int r = threadIdx.x / 8, lane = threadIdx.x % 8;  // r: this group's key within the tile
@@ -174,21 +195,23 @@ __global__ void __launch_bounds__(BLOCK * 8)
       delta_s[i] = inside ? delta[stats + q0 + i] : T(0);
     }
     __syncthreads();
+    T s[KPT], dp[KPT];  // Q·K[r] and dO·V[r] for queries lane + 8j
+    two_dots_with_rows(s, dp, Ks + r * ld, Qs, Vs + r * ld, dOs, ld, lane, D);
 #pragma unroll
     for (int j = 0; j < KPT; ++j) {
       const int query = lane + 8 * j;
       const index_t tq = q0 + query;
       T p = T(0), ds = T(0);
       if (tq < T_len && tk <= tq) {
-        p = exp_(scale * dot_rows(Qs + query * ld, Ks + r * ld, D) - lse_s[query]);
-        ds = p * (dot_rows(dOs + query * ld, Vs + r * ld, D) - delta_s[query]);
+        p = exp_(scale * s[j] - lse_s[query]);
+        ds = p * (dp[j] - delta_s[query]);
       }
-      Ps[r * BLOCK + query] = p;
-      dSs[r * BLOCK + query] = ds;
+      Ps[r * PLD + query] = p;
+      dSs[r * PLD + query] = ds;
     }
     __syncwarp();
     for (int query = 0; query < BLOCK; ++query) {
-      const T p = Ps[r * BLOCK + query], ds = dSs[r * BLOCK + query];
+      const T p = Ps[r * PLD + query], ds = dSs[r * PLD + query];
 #pragma unroll
       for (int c = 0; c < CPT; ++c) {
         const int d = lane + 8 * c;
@@ -215,14 +238,14 @@ template <class T, int BLOCK, int MAXD>
 __global__ void __launch_bounds__(BLOCK * 8)
     attention_backward_q_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, const T* lse, const T* delta,
                                 index_t T_len, int H, int D, T scale) {
-  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8;
+  constexpr int KPT = BLOCK / 8, CPT = MAXD / 8, PLD = BLOCK + 1;
   extern __shared__ __align__(16) unsigned char attention_smem[];
   const int ld = D + 1;
   T* Qs = reinterpret_cast<T*>(attention_smem);  // BLOCK x ld
   T* dOs = Qs + BLOCK * ld;
   T* Ks = dOs + BLOCK * ld;
   T* Vs = Ks + BLOCK * ld;
-  T* dSs = Vs + BLOCK * ld;  // BLOCK x BLOCK, [query][key]
+  T* dSs = Vs + BLOCK * ld;  // BLOCK x PLD, [query][key]
   const int tile = blockIdx.x, h = blockIdx.y;
   const index_t b = blockIdx.z, C = index_t(H) * D;
   const int r = threadIdx.x / 8, lane = threadIdx.x % 8;  // r: this group's query within the tile
@@ -242,20 +265,22 @@ __global__ void __launch_bounds__(BLOCK * 8)
     load_tile<T, BLOCK>(Ks, ld, k + head, k0, T_len, C, D, T(1));
     load_tile<T, BLOCK>(Vs, ld, v + head, k0, T_len, C, D, T(1));
     __syncthreads();
+    T s[KPT], dp[KPT];  // Q[r]·K and dO[r]·V for keys lane + 8j
+    two_dots_with_rows(s, dp, Qs + r * ld, Ks, dOs + r * ld, Vs, ld, lane, D);
 #pragma unroll
     for (int j = 0; j < KPT; ++j) {
       const int key = lane + 8 * j;
       const index_t tk = k0 + key;
       T ds = T(0);
       if (tq < T_len && tk <= tq) {
-        const T p = exp_(scale * dot_rows(Qs + r * ld, Ks + key * ld, D) - row_lse);
-        ds = p * (dot_rows(dOs + r * ld, Vs + key * ld, D) - row_delta);
+        const T p = exp_(scale * s[j] - row_lse);
+        ds = p * (dp[j] - row_delta);
       }
-      dSs[r * BLOCK + key] = ds;
+      dSs[r * PLD + key] = ds;
     }
     __syncwarp();
     for (int key = 0; key < BLOCK; ++key) {
-      const T ds = dSs[r * BLOCK + key];
+      const T ds = dSs[r * PLD + key];
 #pragma unroll
       for (int c = 0; c < CPT; ++c) {
         const int d = lane + 8 * c;
@@ -292,7 +317,7 @@ void attention_forward_impl(const cuda& device, T* out, T* lse, const T* q, cons
   constexpr int BLOCK = attention_block<T>;
   const dim3 grid(static_cast<unsigned>((T_len + BLOCK - 1) / BLOCK), static_cast<unsigned>(H),
                   static_cast<unsigned>(B));
-  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(3 * BLOCK * (D + 1) + BLOCK * BLOCK);
+  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(3 * BLOCK * (D + 1) + BLOCK * (BLOCK + 1));
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
   auto kernel = attention_forward_kernel<T, BLOCK, MAXD>;
   allow_shared_memory(kernel, bytes);
@@ -315,13 +340,13 @@ void attention_backward_impl(const cuda& device, T* dq, T* dk, T* dv, const T* d
                   static_cast<unsigned>(B));
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
   const std::size_t kv_bytes =
-      sizeof(T) * static_cast<std::size_t>(4 * BLOCK * (D + 1) + 2 * BLOCK * BLOCK + 2 * BLOCK);
+      sizeof(T) * static_cast<std::size_t>(4 * BLOCK * (D + 1) + 2 * BLOCK * (BLOCK + 1) + 2 * BLOCK);
   auto kv_kernel = attention_backward_kv_kernel<T, BLOCK, MAXD>;
   allow_shared_memory(kv_kernel, kv_bytes);
   kv_kernel<<<grid, BLOCK * 8, kv_bytes, device.stream()>>>(dk, dv, dout, q, k, v, lse.get(), delta.get(), T_len,
                                                             static_cast<int>(H), static_cast<int>(D), scale);
   check_launch("attention_backward_kv_kernel");
-  const std::size_t q_bytes = sizeof(T) * static_cast<std::size_t>(4 * BLOCK * (D + 1) + BLOCK * BLOCK);
+  const std::size_t q_bytes = sizeof(T) * static_cast<std::size_t>(4 * BLOCK * (D + 1) + BLOCK * (BLOCK + 1));
   auto q_kernel = attention_backward_q_kernel<T, BLOCK, MAXD>;
   allow_shared_memory(q_kernel, q_bytes);
   q_kernel<<<grid, BLOCK * 8, q_bytes, device.stream()>>>(dq, dout, q, k, v, lse.get(), delta.get(), T_len,
