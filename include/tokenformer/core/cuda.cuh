@@ -9,6 +9,11 @@
 // Memory is plain device memory from cudaMallocAsync on the context's stream (never managed
 // memory). Copies to the host wait for the stream; everything else is asynchronous. Every failing
 // CUDA or cuBLAS call throws tokenformer::cuda_error naming the call, the status and the place.
+//
+// Kernels launch on the calling thread's current CUDA device, which creating a context sets to the
+// context's GPU. With several GPUs, call cudaSetDevice(context.device_index()) before working with
+// another context's tensors. A tag's first use (which creates the default context) is not
+// thread-safe; create the tags before sharing them between threads.
 #pragma once
 
 #if !defined(__CUDACC__)
