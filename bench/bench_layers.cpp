@@ -26,8 +26,7 @@
 
 #include <string>
 
-#include <Eigen/Core>
-
+#include "tokenformer/core/eigen.hpp"
 #include "tokenformer/tokenformer.hpp"
 
 #if TOKENFORMER_OPENMP

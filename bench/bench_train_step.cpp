@@ -32,8 +32,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
-
+#include "tokenformer/core/eigen.hpp"
 #include "tokenformer/tokenformer.hpp"
 
 #if TOKENFORMER_OPENMP

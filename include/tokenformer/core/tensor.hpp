@@ -18,10 +18,9 @@
 #include <type_traits>
 #include <utility>
 
-#include <Eigen/Core>
-
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/core/eigen.hpp"
 #include "tokenformer/core/error.hpp"
 
 namespace tokenformer {

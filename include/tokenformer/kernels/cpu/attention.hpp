@@ -10,10 +10,9 @@
 #include <cmath>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/core/eigen.hpp"
 #include "tokenformer/core/tensor.hpp"
 
 namespace tokenformer::kernels {

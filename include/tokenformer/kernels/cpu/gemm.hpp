@@ -5,10 +5,9 @@
 // OpenBLAS instead.
 #pragma once
 
-#include <Eigen/Core>
-
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/core/eigen.hpp"
 #include "tokenformer/core/tensor.hpp"
 
 namespace tokenformer::kernels {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "tokenformer/core/eigen.hpp"  // first: it includes the intrinsic headers (GCC 12 warning)
+
 #include <xsimd/xsimd.hpp>
 
 #include "tokenformer/core/config.hpp"
