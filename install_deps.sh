@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# install_deps.sh [--with-bench] [--with-clang] [--with-corpus]: make sure the Debian packages tokenformer builds with
-# are installed. As root, installs what is missing with apt-get; otherwise prints the exact command.
+# install_deps.sh [--with-tests] [--with-bench] [--with-clang] [--with-corpus]: make sure the Debian
+# packages tokenformer builds with are installed: the library's (a compiler, CMake, Eigen, xsimd) and
+# those of the parts named. As root, installs what is missing with apt-get; otherwise prints the
+# exact command.
 set -euo pipefail
 
-packages=(g++ cmake make libeigen3-dev libxsimd-dev catch2)
+packages=(g++ cmake make libeigen3-dev libxsimd-dev)
 for arg in "$@"; do
   case "$arg" in
+    --with-tests) packages+=(catch2 libthrust-dev) ;;
     --with-bench) packages+=(libbenchmark-dev libopenblas0-openmp) ;;
     --with-clang) packages+=(clang libomp-dev) ;;
     --with-corpus) packages+=(fortunes) ;;

@@ -15,6 +15,9 @@ case "$example" in
   *) echo "usage: $0 [01|02|03|04]" >&2; exit 2 ;;
 esac
 
+# The demo needs only the library's packages and the corpus; the tests and benchmarks, whose packages
+# run_tests.sh installs, are configured only where their packages are there (each skipped part is
+# named in a warning), so that a missing optional package never stops the demo.
 ./install_deps.sh --with-corpus
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

@@ -4,19 +4,22 @@
 # -fsanitize=address,undefined instead (without the nvcc-compiled programs; the Thrust host-backend
 # tests do run under the sanitizers).
 # Where nvcc is found (/usr/local/cuda/bin/nvcc), the CUDA tests, example and benchmark are compiled
-# too; the GPU tests run where there is a GPU and are reported as skipped where there is none.
+# too; the GPU tests run where there is a GPU and are reported as skipped where there is none. The
+# Thrust host-backend tests use the CUDA toolkit's Thrust, or Debian's libthrust-dev without it.
+# Every package the tests and benchmarks use is installed first and required
+# (TOKENFORMER_REQUIRE_ALL), so that nothing is skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 build=build
-flags=(-DCMAKE_BUILD_TYPE=Release)
+flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
-  flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF
+  flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF
          -DTOKENFORMER_ENABLE_CUDA=OFF)
 fi
 
-./install_deps.sh --with-bench --with-clang
+./install_deps.sh --with-tests --with-bench --with-clang
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build" "${flags[@]}"
 cmake --build "$build" -j "$jobs"

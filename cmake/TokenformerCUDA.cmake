@@ -42,7 +42,7 @@ else()
   message(STATUS "tokenformer: CUDA off (no nvcc found, or TOKENFORMER_ENABLE_CUDA=OFF)")
 endif()
 
-# Thrust's headers (from the CUDA toolkit) for compiling the Thrust algorithms with a host compiler
-# against Thrust's CPP and OpenMP backends; found with or without nvcc.
+# Thrust's headers for compiling the Thrust algorithms with a host compiler against Thrust's CPP and
+# OpenMP backends: the CUDA toolkit's where there is one, else Debian's libthrust-dev (Thrust 1.17).
 find_path(TOKENFORMER_THRUST_INCLUDE_DIR thrust/version.h
           HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include PATH_SUFFIXES cccl)
