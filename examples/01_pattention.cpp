@@ -4,7 +4,8 @@
 //   1. What a Pattention layer computes: out = Θ(X · K_Pᵀ) · V_P.
 //   2. What each of the three normalizations Θ does to one row of scores.
 //   3. Why a Pattention with P tokens costs like an MLP with hidden size P.
-//   4. Why this makes a model growable: new zero tokens change nothing (with a pinned scale).
+//   4. Why this makes a model growable: new tokens with zero keys change nothing (with a pinned
+//      scale), yet they train.
 // Read first: include/tokenformer/layers/pattention.hpp (the layer, 100 lines) and
 // include/tokenformer/kernels/reference/pattention_norm.hpp (Θ written plainly).
 // Run: ./build/examples/01_pattention      (exit status 0 when every self-check passes)
@@ -90,17 +91,32 @@ int main() {
 
   // ---- 4. Growth ----------------------------------------------------------------------------------
   // P is independent of d_in and d_out, so the layer can take more tokens without changing its
-  // interface. Append 3 zero tokens: their scores are 0, GeLU(0) = 0, and their values are 0, so with
-  // the normalization's sqrt(P) kept at the old P ("pinned") the output does not change at all.
-  std::printf("\n4. Growth: append 3 zero tokens (P = %td -> %td) with the scale pinned to sqrt(%td)\n", P, P + 3, P);
+  // interface. Append 3 tokens with zero keys and small random values: their scores are 0, GeLU(0) = 0,
+  // and a zero score adds nothing to the row's L2 norm, so with the normalization's sqrt(P) kept at the
+  // old P ("pinned") the output does not change. (This is TokenInit::zero_keys in grow().) All-zero
+  // tokens would change nothing too, but they would never train: the gradient of a key is multiplied
+  // by its value. Random keys with zero values are not exact: their scores enter the row's norm.
+  std::printf("\n4. Growth: append 3 tokens, keys zero and values random (P = %td -> %td), sqrt(P) pinned to sqrt(%td)\n",
+              P, P + 3, P);
   Tensor<float> before = out;
   layer.pin_scale_tokens(P);
-  layer.key_tokens().resize(Shape{P + 3, d_in});
-  layer.value_tokens().resize(Shape{P + 3, d_out});
+  std::vector<float> new_keys(static_cast<std::size_t>(3 * d_in), 0.0f), new_values(static_cast<std::size_t>(3 * d_out));
+  for (auto& v : new_values) v = static_cast<float>(rng.normal(0.0, 0.5));
+  layer.append_tokens(3, nullptr, 0.0, 0.0, new_keys.data(), new_values.data());
   layer.forward(out, x);
   print_row("output after growth, row 0:", out.data(), d_out);
   check((out.matrix() - before.matrix()).cwiseAbs().maxCoeff() < 1e-6f, "the grown layer computes what it did before");
-  std::printf("   Training then moves the new tokens away from zero: the layer has gained capacity in place.\n");
+  // One backward pass (upstream gradient all ones): the new keys get gradient through their values.
+  layer.key_parameter().enable_training();
+  layer.value_parameter().enable_training();
+  Tensor<float> d_out_rows(Shape{M, d_out}), d_x(Shape{M, d_in});
+  for (index_t i = 0; i < d_out_rows.size(); ++i) d_out_rows[i] = 1.0f;
+  layer.forward(out, x);
+  layer.backward(d_x, d_out_rows, x);
+  const auto& key_grad = layer.key_parameter().grad;
+  print_row("gradient of new key 0:", key_grad.data() + P * d_in, d_in);
+  check(key_grad.matrix().bottomRows(3).norm() > 0.0f, "the new keys get gradient: training moves them");
+  std::printf("   The layer has gained capacity in place, and training continues from the same function.\n");
 
   std::printf("\n%s\n", failures == 0 ? "All checks passed." : "Some checks FAILED.");
   return failures == 0 ? 0 : 1;
@@ -126,9 +142,11 @@ int main() {
 // 3. Cost: 140 FLOPs for M=2 rows = 2·M·P·(d_in + d_out), the same as an MLP with hidden size P
 //    (the official 150M model's FFN: P = 3072 tokens of 768 features, like a 768-3072-768 MLP)
 //
-// 4. Growth: append 3 zero tokens (P = 5 -> 8) with the scale pinned to sqrt(5)
+// 4. Growth: append 3 tokens, keys zero and values random (P = 5 -> 8), sqrt(P) pinned to sqrt(5)
 //   output after growth, row 0:         -0.5323  -0.2420  -0.1930
 //   [ok] the grown layer computes what it did before
-//    Training then moves the new tokens away from zero: the layer has gained capacity in place.
+//   gradient of new key 0:              -0.6073   0.3036  -0.1518  -1.2145
+//   [ok] the new keys get gradient: training moves them
+//    The layer has gained capacity in place, and training continues from the same function.
 //
 // All checks passed.

@@ -6,10 +6,12 @@
 //       Writes the gradient of the mean next-token cross-entropy of the sequence (predict token t+1
 //       from tokens <= t) with respect to every parameter, float32, under the official names.
 //   tokenformer-cli grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]
-//                        [--qkv +N] [--proj +N] [--ffn +N] [--init zero|random] [--pin-scale] [--seed S]
+//                        [--qkv +N] [--proj +N] [--ffn +N] [--init zero_keys|zero|random|random_keys]
+//                        [--value-std S] [--pin-scale] [--seed S]
 //       Appends N parameter tokens to every Q/K/V, output-projection and FFN Pattention and writes
-//       the grown weights and config (default OUT with .json). With --init zero --pin-scale the
-//       grown model computes exactly what the input model did.
+//       the grown weights and config (default OUT with .json). With --pin-scale and --init zero_keys
+//       (the default: zero keys, values N(0, S), S by default the official 2/(L·√C)) or zero, the
+//       grown model computes what the input model did (GeLU normalizations); zero_keys tokens train.
 //   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small]
 //                         [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N]
 //                         [--seed S] [--resume CHECKPOINT]
@@ -18,6 +20,7 @@
 //
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -48,7 +51,8 @@ const char* usage_text =
     "  grad --config CONFIG.json --weights MODEL.safetensors --tokens ID,ID,... --out GRADS.safetensors\n"
     "      write d(mean next-token cross-entropy)/d(parameter) for every parameter, official names\n"
     "  grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]\n"
-    "       [--qkv +N] [--proj +N] [--ffn +N] [--init zero|random] [--pin-scale] [--seed S]\n"
+    "       [--qkv +N] [--proj +N] [--ffn +N] [--init zero_keys|zero|random|random_keys] [--value-std S]\n"
+    "       [--pin-scale] [--seed S]\n"
     "      append parameter tokens to every Pattention; write the grown weights and config\n"
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small] [--steps N] [--batch B]\n"
     "        [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
@@ -191,13 +195,26 @@ int command_grow(int argc, char** argv) {
                             [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
              args.end());
   const auto options = parse_options(static_cast<int>(args.size()), args.data(),
-                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "seed"},
+                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed"},
                                      {"weights", "config", "out"});
   GrowthSpec spec;
   spec.qkv = parse_growth(options, "qkv");
   spec.proj = parse_growth(options, "proj");
   spec.ffn = parse_growth(options, "ffn");
-  spec.init = parse_token_init(options.count("init") ? options.at("init") : "zero");
+  if (options.count("init")) spec.init = parse_token_init(options.at("init"));
+  if (options.count("value-std")) {
+    const std::string& text = options.at("value-std");
+    std::size_t used = 0;
+    double value = NAN;
+    try {
+      value = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || !std::isfinite(value) || value < 0)
+      throw UsageError("--value-std must be a finite number >= 0");
+    spec.value_std = value;
+  }
   spec.pin_scale = pin;
   spec.seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
   if (spec.qkv + spec.proj + spec.ffn == 0) throw UsageError("nothing to grow: give --qkv, --proj or --ffn");

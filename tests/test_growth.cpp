@@ -20,6 +20,7 @@ using namespace tokenformer;
 namespace {
 
 using Model = LanguageModel<presets::Dynamic<float>>;
+using DoubleModel = LanguageModel<presets::Dynamic<double>>;
 
 ModelConfig small_config(Normalization kind = Normalization::l2_norm_gelu) {
   ModelConfig c;
@@ -36,21 +37,45 @@ ModelConfig small_config(Normalization kind = Normalization::l2_norm_gelu) {
 }
 
 /// A model with weights large enough that every normalization is far from trivial.
-Model random_model(const ModelConfig& config, std::uint64_t seed) {
-  Model model(config);
+template <class M = Model>
+M random_model(const ModelConfig& config, std::uint64_t seed) {
+  using T = typename M::scalar;
+  M model(config);
   Rng rng(seed);
-  model.for_each_parameter([&](const std::string&, Parameter<float>& p) {
-    std::vector<float> v(static_cast<std::size_t>(p.size()));
-    for (auto& x : v) x = static_cast<float>(rng.normal(0.0, 0.3));
+  model.for_each_parameter([&](const std::string&, Parameter<T>& p) {
+    std::vector<T> v(static_cast<std::size_t>(p.size()));
+    for (auto& x : v) x = static_cast<T>(rng.normal(0.0, 0.3));
     p.value.copy_from_host(v.data());
   });
   return model;
 }
 
-std::vector<float> logits_of(Model& model) {
+template <class M>
+std::vector<typename M::scalar> logits_of(M& model) {
   const std::vector<std::int32_t> tokens{3, 14, 15, 9, 26, 5, 35, 8, 9, 7, 9, 3};
   const auto t = model.forward(tokens, 2, 6);
-  return std::vector<float>(t.data(), t.data() + t.size());
+  return std::vector<typename M::scalar>(t.data(), t.data() + t.size());
+}
+
+/// The Pattentions of a model's layers with the role each plays, for tests that check every role.
+template <class M, class Visitor>
+void each_role(M& model, Visitor&& visit) {
+  for (std::size_t i = 0; i < model.layers.size(); ++i) {
+    auto& layer = model.layers[i];
+    visit("layer " + std::to_string(i) + " query", "qkv", layer.attention.query);
+    visit("layer " + std::to_string(i) + " key", "qkv", layer.attention.key);
+    visit("layer " + std::to_string(i) + " value", "qkv", layer.attention.value);
+    visit("layer " + std::to_string(i) + " proj", "proj", layer.attention.proj);
+    visit("layer " + std::to_string(i) + " ffn", "ffn", layer.ffn);
+  }
+}
+
+/// Σ|x| over rows [from, rows) of a [rows, cols] tensor.
+template <class T>
+double abs_sum_of_rows(const Tensor<T>& t, index_t from) {
+  double sum = 0;
+  for (index_t i = from * t.dim(1); i < t.size(); ++i) sum += std::fabs(static_cast<double>(t[i]));
+  return sum;
 }
 
 std::string temp_path(const std::string& name) {
@@ -69,6 +94,7 @@ TEST_CASE("zero-initialized growth with a pinned scale preserves the model's fun
     spec.qkv = 12;
     spec.proj = 30;
     spec.ffn = 120;
+    spec.init = TokenInit::zero;
     spec.pin_scale = true;
     grow(model, spec);
     CHECK(model.layers[1].ffn.tokens() == 160);
@@ -91,6 +117,7 @@ TEST_CASE("softmax growth is function-preserving only in the limit: zero keys st
   const auto before = logits_of(model);
   GrowthSpec spec;
   spec.ffn = 40;
+  spec.init = TokenInit::zero;
   spec.pin_scale = true;
   grow(model, spec);
   CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);
@@ -262,30 +289,39 @@ TEST_CASE("growth rejects bad requests", "[growth]") {
 TEST_CASE("tokenformer-cli grow writes a grown checkpoint and config that compute the same logits", "[growth][cli]") {
   const std::string dir = test_util::data_dir() + "/l2_norm_gelu_f32";
   const std::string out = temp_path("cli_grown.safetensors"), out_config = temp_path("cli_grown.json");
-  const std::string command = std::string(TOKENFORMER_CLI) + " grow --weights " + dir + "/model.safetensors --config " +
-                              dir + "/config.json --out " + out +
-                              " --qkv +8 --proj +4 --ffn +72 --init zero --pin-scale" + " 2>/dev/null";
-  REQUIRE(std::system(command.c_str()) == 0);
-  // Both run in float64: the float32 weights are exact in double, so the only difference left is
-  // double rounding of sums in another order (the zero tokens add exact zeros), ~1e-15 relative,
-  // while any growth error shows at 1e-3 or more. (In float32 the same reordering reaches a few
-  // ulps of the largest logit, |18|, and depends on the machine's GEMM blocking.)
-  auto original = io::load_model<presets::Dynamic<double>>(dir + "/config.json", dir + "/model.safetensors");
-  auto grown = io::load_model<presets::Dynamic<double>>(out_config, out);
-  CHECK(grown.config().ffn_tokens == 144);
-  CHECK(grown.config().qkv_tokens == 32);
-  const std::vector<std::int32_t> tokens{90, 7, 31, 73, 10, 73, 44};
-  const auto a = original.forward(tokens, 1, 7), b = grown.forward(tokens, 1, 7);
-  double diff = 0, scale = 0;
-  for (index_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(a[i] - b[i]));
-    scale = std::max(scale, std::fabs(a[i]));
+  const std::string grow_command = std::string(TOKENFORMER_CLI) + " grow --weights " + dir +
+                                   "/model.safetensors --config " + dir + "/config.json --out " + out;
+  for (const std::string init : {"--init zero", "--init zero_keys --value-std 0.05", ""}) {
+    INFO("tokenformer-cli grow " << init);
+    const std::string command = grow_command + " --qkv +8 --proj +4 --ffn +72 --pin-scale " + init + " 2>/dev/null";
+    REQUIRE(std::system(command.c_str()) == 0);
+    // Both run in float64: the float32 weights are exact in double, so the only difference left is
+    // double rounding of sums in another order (the zero scores add exact zeros), ~1e-15 relative,
+    // while any growth error shows at 1e-3 or more. (In float32 the same reordering reaches a few
+    // ulps of the largest logit, |18|, and depends on the machine's GEMM blocking.)
+    auto original = io::load_model<presets::Dynamic<double>>(dir + "/config.json", dir + "/model.safetensors");
+    auto grown = io::load_model<presets::Dynamic<double>>(out_config, out);
+    CHECK(grown.config().ffn_tokens == 144);
+    CHECK(grown.config().qkv_tokens == 32);
+    const auto& ffn = grown.layers[0].ffn;
+    CHECK(abs_sum_of_rows(ffn.key_tokens(), 72) == 0.0);
+    // zero leaves the new values zero; zero_keys (also the default) draws them.
+    CHECK((abs_sum_of_rows(ffn.value_tokens(), 72) == 0.0) == (init == "--init zero"));
+    const std::vector<std::int32_t> tokens{90, 7, 31, 73, 10, 73, 44};
+    const auto a = original.forward(tokens, 1, 7), b = grown.forward(tokens, 1, 7);
+    double diff = 0, scale = 0;
+    for (index_t i = 0; i < a.size(); ++i) {
+      diff = std::max(diff, std::fabs(a[i] - b[i]));
+      scale = std::max(scale, std::fabs(a[i]));
+    }
+    CHECK(scale > 1.0);
+    CHECK(diff <= 1e-12 * scale);
   }
-  CHECK(scale > 1.0);
-  CHECK(diff <= 1e-12 * scale);
-  const std::string bad = std::string(TOKENFORMER_CLI) + " grow --weights " + dir + "/model.safetensors --config " +
-                          dir + "/config.json --out " + out + " --ffn -3 2>/dev/null";
-  CHECK(std::system(bad.c_str()) != 0);
+  for (const std::string bad : {"--ffn -3", "--ffn 3 --value-std nan", "--ffn 3 --value-std -1", "--ffn 3 --value-std x",
+                                "--ffn 3 --init zero_key"}) {
+    INFO("tokenformer-cli grow " << bad);
+    CHECK(std::system((grow_command + " " + bad + " 2>/dev/null").c_str()) != 0);
+  }
   std::remove(out.c_str());
   std::remove(out_config.c_str());
 }
@@ -312,5 +348,179 @@ TEST_CASE("under l2_norm_gelu, zero-initialized tokens get exactly zero gradient
       CHECK(new_gradient == 0.0);
     else
       CHECK(new_gradient > 0.0);
+  }
+}
+
+// ---- zero_keys: exact growth that trains ----------------------------------------------------------
+
+TEST_CASE("zero_keys growth with a pinned scale preserves the model's function on every Pattention role",
+          "[growth][zero_keys]") {
+  // Each new score is exactly 0, Θ(0) = 0, and a zero score adds nothing to a row's norm: the same
+  // function. The outputs are not always the same bits: Eigen's GEMM picks its kernel path (and so
+  // the grouping of the old products) by matrix shape, and the compiler contracts a*b+c into FMAs
+  // differently in vector and scalar code, so they agree to the rounding of another summation order
+  // (measured up to 2e-15 here; random_keys and an unpinned scale change them by > 1e-4 and 1e-6).
+  struct Case {
+    const char* name;
+    index_t qkv, proj, ffn;
+  };
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm})
+    for (const Case c : {Case{"qkv", 20, 0, 0}, Case{"proj", 0, 33, 0}, Case{"ffn", 0, 0, 64}, Case{"all", 5, 7, 100}})
+      for (bool freeze_old : {false, true}) {
+        INFO(to_string(kind) << ", growing " << c.name << (freeze_old ? ", old tokens frozen" : ""));
+        auto model = random_model<DoubleModel>(small_config(kind), 11);
+        const auto before = logits_of(model);
+        {  // mean_values: zero keys too, so the same function
+          auto other = random_model<DoubleModel>(small_config(kind), 11);
+          GrowthSpec spec;
+          spec.qkv = c.qkv;
+          spec.proj = c.proj;
+          spec.ffn = c.ffn;
+          spec.init = TokenInit::mean_values;
+          spec.pin_scale = true;
+          spec.freeze_old = freeze_old;
+          grow(other, spec);
+          CHECK(test_util::max_abs_diff(logits_of(other), before) <= 1e-13);
+        }
+        GrowthSpec spec;
+        spec.qkv = c.qkv;
+        spec.proj = c.proj;
+        spec.ffn = c.ffn;
+        spec.init = TokenInit::zero_keys;
+        spec.value_std = 0.02;
+        spec.pin_scale = true;
+        spec.freeze_old = freeze_old;
+        spec.seed = 12;
+        grow(model, spec);
+        CHECK(model.layers[0].ffn.tokens() == 40 + c.ffn);
+        CHECK(test_util::max_abs_diff(logits_of(model), before) <= 1e-13);  // logits are O(1): ~100 ulps
+        // The new values are drawn (N(0, 0.02)), the new keys are exactly zero.
+        each_role(model, [&](const std::string& where, const std::string& role, Pattention<double>& p) {
+          const index_t added = role == "qkv" ? c.qkv : role == "proj" ? c.proj : c.ffn;
+          if (added == 0) return;
+          INFO(where);
+          const index_t old = p.tokens() - added;
+          CHECK(abs_sum_of_rows(p.key_tokens(), old) == 0.0);
+          const double mean_abs =
+              abs_sum_of_rows(p.value_tokens(), old) / static_cast<double>(added * p.output_features());
+          CHECK(mean_abs == Approx(0.02 * std::sqrt(2 / M_PI)).epsilon(0.3));  // E|N(0, σ)| = σ·√(2/π)
+        });
+        // Without the pinned scale the function changes (√n grows), so the test above can fail.
+        auto unpinned = random_model<DoubleModel>(small_config(kind), 11);
+        spec.pin_scale = false;
+        grow(unpinned, spec);
+        CHECK(test_util::max_abs_diff(logits_of(unpinned), before) > 1e-6);
+      }
+}
+
+TEST_CASE("zero_keys tokens get gradient on their keys at once, also with the old tokens frozen",
+          "[growth][zero_keys]") {
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm})
+    for (bool freeze_old : {false, true}) {
+      INFO(to_string(kind) << (freeze_old ? ", old tokens frozen" : ""));
+      auto model = random_model<DoubleModel>(small_config(kind), 13);
+      GrowthSpec spec;
+      spec.qkv = 6;
+      spec.proj = 6;
+      spec.ffn = 24;
+      spec.init = TokenInit::zero_keys;
+      spec.pin_scale = true;
+      spec.freeze_old = freeze_old;
+      grow(model, spec);
+      model.enable_training();
+      model.zero_grad();
+      const std::vector<std::int32_t> tokens{1, 2, 3, 4, 5, 6, 7, 8}, targets{2, 3, 4, 5, 6, 7, 8, 9};
+      model.forward_backward(tokens.data(), targets.data(), 2, 4);
+      each_role(model, [&](const std::string& where, const std::string& role, Pattention<double>& p) {
+        INFO(where);
+        const index_t old = p.tokens() - (role == "qkv" ? 6 : role == "proj" ? 6 : 24);
+        CHECK(abs_sum_of_rows(p.key_parameter().grad, old) > 0.0);
+        // Θ(0) = 0: the new values get no gradient until their keys have moved.
+        CHECK(abs_sum_of_rows(p.value_parameter().grad, old) == 0.0);
+      });
+      // One AdamW step moves the new keys (and, under freeze_old, only them); then the new values train too.
+      auto& ffn = model.layers[1].ffn.key_parameter();
+      const std::vector<double> old_rows(ffn.value.data(), ffn.value.data() + 40 * 32);
+      AdamW adamw;
+      adamw.step(model, 1e-2);
+      CHECK(abs_sum_of_rows(ffn.value, 40) > 0.0);
+      CHECK((std::vector<double>(ffn.value.data(), ffn.value.data() + 40 * 32) == old_rows) == freeze_old);
+      model.zero_grad();
+      model.forward_backward(tokens.data(), targets.data(), 2, 4);
+      CHECK(abs_sum_of_rows(model.layers[1].ffn.value_parameter().grad, 40) > 0.0);
+    }
+}
+
+TEST_CASE("random_keys growth is not function-preserving: new scores enter each row's norm", "[growth][zero_keys]") {
+  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm}) {
+    INFO(to_string(kind));
+    auto model = random_model<DoubleModel>(small_config(kind), 14);
+    const auto before = logits_of(model);
+    GrowthSpec spec;
+    spec.ffn = 64;
+    spec.init = TokenInit::random_keys;
+    spec.pin_scale = true;
+    grow(model, spec);
+    CHECK(abs_sum_of_rows(model.layers[0].ffn.value_tokens(), 40) == 0.0);  // zero values ...
+    CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);       // ... and still a change
+  }
+}
+
+TEST_CASE("under softmax, zero growth scales each output row by Z/(Z + m); mean_values adds m·n·v̄/(Z + m)",
+          "[growth][zero_keys]") {
+  // Θ = exp(s)/Σexp(s)·n: m new tokens with zero keys add m·e⁰ = m to every row's sum Z, so with
+  // zero values each output row shrinks by Z/(Z + m), and with values v̄ (the old values' mean) it
+  // becomes (Z·out + m·n·v̄)/(Z + m). No init keeps it (exp(s) > 0); these are the measured effects.
+  const index_t din = 8, dout = 5, P = 12, m = 7, M = 6;
+  for (auto init : {TokenInit::zero, TokenInit::mean_values}) {
+    INFO(to_string(init));
+    Pattention<double> p(din, dout, P, Normalization::softmax);
+    Rng rng(15);
+    p.initialize(rng, 0.5, 0.5);
+    p.pin_scale_tokens(P);
+    std::vector<double> mean(static_cast<std::size_t>(dout), 0.0);
+    for (index_t t = 0; t < P; ++t)
+      for (index_t c = 0; c < dout; ++c) mean[c] += p.value_tokens()[t * dout + c] / static_cast<double>(P);
+    Tensor<double> x(Shape{M, din}), before(Shape{M, dout}), after(Shape{M, dout});
+    for (index_t i = 0; i < x.size(); ++i) x[i] = rng.normal(0.0, 1.0);
+    p.forward(before, x);
+    GrowthSpec spec;
+    spec.init = init;
+    grow(p, m, spec, rng, 0.0);  // value_std 0: mean_values without noise
+    CHECK(abs_sum_of_rows(p.key_tokens(), P) == 0.0);
+    p.forward(after, x);
+    double worst = 0, largest_change = 0;
+    for (index_t r = 0; r < M; ++r) {
+      double z = 0;
+      for (index_t t = 0; t < P; ++t) {
+        double s = 0;
+        for (index_t k = 0; k < din; ++k) s += x[r * din + k] * p.key_tokens()[t * din + k];
+        z += std::exp(s);
+      }
+      for (index_t c = 0; c < dout; ++c) {
+        const double added = init == TokenInit::zero ? 0.0 : static_cast<double>(m * P) * mean[c];
+        const double expected = (before[r * dout + c] * z + added) / (z + static_cast<double>(m));
+        worst = std::max(worst, std::fabs(after[r * dout + c] - expected));
+        largest_change = std::max(largest_change, std::fabs(after[r * dout + c] - before[r * dout + c]));
+      }
+    }
+    CHECK(worst <= 1e-12);
+    CHECK(largest_change > 1e-3);
+  }
+}
+
+TEST_CASE("growth options are checked before anything grows", "[growth][zero_keys]") {
+  Model model = random_model(small_config(), 16);
+  for (auto init :
+       {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys, TokenInit::mean_values})
+    CHECK(parse_token_init(to_string(init)) == init);
+  CHECK(GrowthSpec{}.init == TokenInit::zero_keys);
+  CHECK_THROWS_WITH(parse_token_init("zeros"), Catch::Contains("expected zero_keys, zero, random, random_keys or mean_values"));
+  for (double bad : {std::nan(""), -0.5, HUGE_VAL}) {
+    GrowthSpec spec;
+    spec.ffn = 4;
+    spec.value_std = bad;
+    CHECK_THROWS_WITH(grow(model, spec), Catch::Contains("value_std must be finite and >= 0"));
+    CHECK(model.layers[0].ffn.tokens() == 40);
   }
 }

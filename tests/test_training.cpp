@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 #include "tokenformer/train/checkpoint.hpp"
 #include "tokenformer/train/data.hpp"
 #include "tokenformer/train/optimizer.hpp"
+#include "tokenformer/train/report.hpp"
 #include "tokenformer/train/schedule.hpp"
 #include "tokenformer/train/trainer.hpp"
 
@@ -238,4 +240,26 @@ TEST_CASE("generate samples deterministically from a seed and greedily at temper
     if (logits[v] > logits[best]) best = v;
   CHECK(g[0] == best);
   CHECK_THROWS_AS(generate(model, {}, 3, a), argument_error);
+}
+
+TEST_CASE("write_svg_plot keeps every label inside the picture and clips curves to y_max", "[training][report]") {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("tokenformer_plot_" + std::to_string(::getpid()) + ".svg"))
+                               .string();
+  PlotSeries a{"a <&> b", {0, 5.6e12, 1.13e13}, {5.5, 2.0, 1.9}, "#d62728"};
+  write_svg_plot(path, {a}, "title", "training FLOPs", "loss", {PlotMarker{5.6e12, "growth"}}, 2.2);
+  std::ifstream in(path);
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path.c_str());
+  CHECK(svg.find("a &lt;&amp;&gt; b") != std::string::npos);
+  CHECK(svg.find("clip-path=\"url(#frame)\"") != std::string::npos);
+  // The y axis ends at y_max (2.2 + 5% padding of the range), not at the first point's 5.5.
+  CHECK(svg.find(">5.5<") == std::string::npos);
+  // The last x tick label, "1.13e+13" centred on the right edge of the frame, fits in the width:
+  // about 7 px per character at font size 12 leaves it inside 800 px.
+  const std::size_t label = svg.find(">1.13e+13<");
+  REQUIRE(label != std::string::npos);
+  const std::size_t x_at = svg.rfind("<text x=\"", label);
+  const double x = std::stod(svg.substr(x_at + 9));
+  CHECK(x + 7.0 * 8 / 2 <= 800);
 }

@@ -7,14 +7,18 @@
 // moments grow with their parameters (new moments start at zero); the optimizer's step count, which
 // lives in the AdamW object, is untouched.
 //
-// New tokens are zero (the paper's choice), random (the official initialization: keys N(0, 0.02),
-// values N(0, 2/(L·√C))), or copied from given tensors (Pattention::append_tokens). With zero new
-// tokens and `pin_scale`, the normalization keeps using the token count before growth for its √n
-// factor, and the grown model computes exactly what the old one did.
+// How new tokens start (TokenInit) decides whether the grown model computes what the old one did
+// and whether the new tokens train. With a pinned scale (`pin_scale`) and zero new keys, every new
+// score is exactly 0, Θ(0) = 0 under both GeLU normalizations, and a zero score changes no row norm,
+// so the grown model's outputs are bit-for-bit the old ones; with random new *values*
+// (`zero_keys`, the default for growing and training on) the new keys still get gradient. Softmax
+// cannot be preserved exactly by any new token (exp(s) > 0 for every finite score): see
+// TokenInit::zero_keys and the README's growth section for what it changes.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,20 +31,47 @@
 namespace tokenformer {
 
 /// How new tokens start.
-///  zero:        keys and values zero. Function-preserving with a pinned scale, but under the GeLU
-///               normalizations the new tokens then get exactly zero gradient (Θ(0) = 0 and
-///               Θ'·0 = 0), so they never train: use it to resize, not to add capacity.
-///  random:      keys and values from the official initialization.
-///  random_keys: keys from the official initialization, values zero. The new tokens contribute
-///               nothing at first (zero values) and do get gradients; with a pinned scale the grown
-///               model starts almost exactly where the old one was. The default for training on.
-enum class TokenInit { zero, random, random_keys };
+///  zero_keys:   keys zero, values N(0, value_std). Exactly function-preserving with a pinned scale
+///               under l2_norm_gelu and gelu_l2_norm (each new score is 0, Θ(0) = 0, and a zero
+///               score adds nothing to a row's norm), and the new keys get gradient at once through
+///               the non-zero values (Θ'(0) ≠ 0). The new values' gradient is Θ(0)·… = 0 until
+///               the keys move. The default for growing and training on.
+///  zero:        keys and values zero. Also function-preserving with a pinned scale, but under the
+///               GeLU normalizations the new tokens then get exactly zero gradient (Θ(0) = 0, and
+///               the keys' gradient is multiplied by the zero values), so they never train: use it
+///               to resize, not to add capacity.
+///  random:      keys and values from the official initialization. Changes the function.
+///  random_keys: keys from the official initialization, values zero. The new tokens add nothing to
+///               the outputs, but their non-zero scores enter each row's L2 norm (l2_norm_gelu,
+///               gelu_l2_norm) or softmax sum, so every old output changes: NOT function-preserving.
+///  mean_values: keys zero, values the mean v̄ of the old value tokens plus N(0, value_std) (the noise
+///               keeps the new tokens apart: identical tokens get identical gradients and train as
+///               one). Exact under the GeLU normalizations like zero_keys; meant for softmax.
+/// Under softmax no init preserves the function: a new token j takes probability p_j = e^{s_j}/Z' > 0
+/// whatever its key, and moves each output row by p_j·(n·v_j − out); its keys' gradient is
+/// proportional to the same p_j, so a token that changes nothing also never trains. With zero keys
+/// (p_j = 1/(Z + m) per row, Z the old row's sum of exp) and zero values each row shrinks by
+/// Z/(Z + m); with values v̄ (mean_values with value_std 0) it moves by m/(Z + m)·(n·v̄ − out)
+/// instead, which vanishes where a row attends uniformly. The README's growth section has the measured effect of each init.
+enum class TokenInit { zero_keys, zero, random, random_keys, mean_values };
+
+inline const char* to_string(TokenInit init) {
+  switch (init) {
+    case TokenInit::zero_keys: return "zero_keys";
+    case TokenInit::zero: return "zero";
+    case TokenInit::random: return "random";
+    case TokenInit::random_keys: return "random_keys";
+    case TokenInit::mean_values: return "mean_values";
+  }
+  return "unknown";
+}
 
 inline TokenInit parse_token_init(const std::string& name) {
-  if (name == "zero") return TokenInit::zero;
-  if (name == "random") return TokenInit::random;
-  if (name == "random_keys") return TokenInit::random_keys;
-  throw config_error("unknown token initialization '" + name + "' (expected zero, random or random_keys)");
+  for (auto init :
+       {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys, TokenInit::mean_values})
+    if (name == to_string(init)) return init;
+  throw config_error("unknown token initialization '" + name +
+                     "' (expected zero_keys, zero, random, random_keys or mean_values)");
 }
 
 /// Which Pattentions grow, by how much, and how.
@@ -49,24 +80,67 @@ struct GrowthSpec {
   index_t proj = 0;             ///< tokens added to each output projection
   index_t ffn = 0;              ///< tokens added to each FFN
   std::vector<index_t> layers;  ///< the layers to grow (empty: all)
-  TokenInit init = TokenInit::zero;
+  TokenInit init = TokenInit::zero_keys;
+  /// Standard deviation of the new values under `random` and `zero_keys` (of their noise around the
+  /// old values' mean under `mean_values`); unset: the official value initialization 2/(L·√C). Must
+  /// be finite and >= 0.
+  std::optional<double> value_std;
   bool pin_scale = false;   ///< keep Θ's √n at the count before growth (function-preserving)
   bool freeze_old = false;  ///< train only the new tokens (freeze the old ones in the optimizer)
   std::uint64_t seed = 0;   ///< for random initialization
 };
 
-/// Appends `count` tokens to one Pattention with the spec's options (`layers` is ignored).
+/// The standard deviation of new values that `spec` asks for, `official` where it names none; throws
+/// argument_error for a negative or non-finite one.
+inline double growth_value_std(const GrowthSpec& spec, double official) {
+  if (!spec.value_std) return official;
+  const double v = *spec.value_std;
+  if (!std::isfinite(v) || v < 0)
+    throw argument_error("growth value_std must be finite and >= 0, got " + std::to_string(v));
+  return v;
+}
+
+/// Appends `count` tokens to one Pattention with the spec's options (`layers` is ignored);
+/// `official_value_std` is used for the new values where the spec gives no value_std.
 template <class T, class Device>
-void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& rng, double value_std) {
+void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& rng, double official_value_std) {
   if (count < 0) throw argument_error("cannot grow by a negative number of tokens");
+  const double value_std = growth_value_std(spec, official_value_std);
   if (count == 0) return;
   if (spec.pin_scale && p.pinned_scale_tokens() == 0) p.pin_scale_tokens(p.tokens());
   const index_t old = p.tokens();
-  if (spec.init == TokenInit::random_keys) {
-    // keys ~ N(0, 0.02), values 0: draw both, then clear the values.
-    p.append_tokens(count, &rng, 0.02, 0.0);
-  } else {
-    p.append_tokens(count, spec.init == TokenInit::random ? &rng : nullptr, 0.02, value_std);
+  switch (spec.init) {
+    case TokenInit::zero_keys: {
+      // Keys exactly +0 (not drawn with a zero deviation, which could give -0), values drawn.
+      std::vector<T> keys(static_cast<std::size_t>(count * p.input_features()), T(0));
+      std::vector<T> values(static_cast<std::size_t>(count * p.output_features()));
+      for (auto& v : values) v = static_cast<T>(rng.normal(0.0, value_std));
+      p.append_tokens(count, nullptr, 0.0, 0.0, keys.data(), values.data());
+      break;
+    }
+    case TokenInit::mean_values: {
+      // v̄ + N(0, value_std): the noise breaks the symmetry between the new tokens (identical tokens
+      // get identical gradients and would train as one).
+      const index_t d_out = p.output_features();
+      std::vector<T> old_values(static_cast<std::size_t>(old * d_out));
+      p.value_tokens().copy_to_host(old_values.data());
+      std::vector<double> mean(static_cast<std::size_t>(d_out), 0.0);
+      for (index_t t = 0; t < old; ++t)
+        for (index_t c = 0; c < d_out; ++c) mean[c] += static_cast<double>(old_values[t * d_out + c]);
+      std::vector<T> keys(static_cast<std::size_t>(count * p.input_features()), T(0));
+      std::vector<T> values(static_cast<std::size_t>(count * d_out));
+      for (index_t t = 0; t < count; ++t)
+        for (index_t c = 0; c < d_out; ++c)
+          values[t * d_out + c] = static_cast<T>(mean[c] / static_cast<double>(old) + rng.normal(0.0, value_std));
+      p.append_tokens(count, nullptr, 0.0, 0.0, keys.data(), values.data());
+      break;
+    }
+    case TokenInit::random_keys:
+      // keys ~ N(0, 0.02), values 0: draw both, then clear the values.
+      p.append_tokens(count, &rng, 0.02, 0.0);
+      break;
+    case TokenInit::random: p.append_tokens(count, &rng, 0.02, value_std); break;
+    case TokenInit::zero: p.append_tokens(count); break;
   }
   if (spec.freeze_old) {
     p.key_parameter().frozen_rows = old;
@@ -78,6 +152,7 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
 template <class Config, class Device>
 void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
   const auto L = static_cast<index_t>(model.layers.size());
+  growth_value_std(spec, 0.0);  // a bad value_std fails before anything grows
   for (index_t layer : spec.layers)
     if (layer < 0 || layer >= L)
       throw argument_error("cannot grow layer " + std::to_string(layer) + ": the model has " + std::to_string(L));

@@ -67,11 +67,13 @@ struct PlotMarker {
   std::string label;
 };
 
-/// Writes a self-contained SVG line plot of `series` (atomically).
+/// Writes a self-contained SVG line plot of `series` (atomically). With a finite `y_max`, the y axis
+/// ends there and the curves are clipped to the frame (to show where runs differ, not their start).
 inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries>& series, const std::string& title,
                            const std::string& x_label, const std::string& y_label,
-                           const std::vector<PlotMarker>& markers = {}) {
-  const double width = 800, height = 500, left = 70, right = 20, top = 40, bottom = 60;
+                           const std::vector<PlotMarker>& markers = {}, double y_max = NAN) {
+  // The right margin leaves room for half of the last x tick label ("1.13e+13"), centred on the frame.
+  const double width = 800, height = 500, left = 70, right = 40, top = 40, bottom = 60;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : series)
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
@@ -81,6 +83,7 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
       y0 = std::min(y0, s.y[i]);
       y1 = std::max(y1, s.y[i]);
     }
+  if (std::isfinite(y_max) && y_max > y0) y1 = std::min(y1, y_max);
   if (!(x1 > x0)) x1 = x0 + 1;
   if (!(y1 > y0)) y1 = y0 + 1;
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
@@ -131,13 +134,17 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
   std::snprintf(buf, sizeof buf, "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">",
                 (top + height - bottom) / 2, (top + height - bottom) / 2);
   svg += buf + escape(y_label) + "</text>\n";
-  for (const auto& m : markers) {
+  int marker_index = 0;
+  for (const auto& m : markers) {  // labels stacked downwards so that near markers stay readable
     std::snprintf(buf, sizeof buf,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n"
                   "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">",
-                  px(m.x), top, px(m.x), height - bottom, px(m.x) + 4, top + 14);
+                  px(m.x), top, px(m.x), height - bottom, px(m.x) + 4, height - bottom - 8 - 16.0 * marker_index++);
     svg += buf + escape(m.label) + "</text>\n";
   }
+  std::snprintf(buf, sizeof buf, "<clipPath id=\"frame\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n",
+                left, top, width - left - right, height - top - bottom);
+  svg += buf;
   int index = 0;
   for (const auto& s : series) {
     std::string points;
@@ -146,7 +153,7 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
       std::snprintf(buf, sizeof buf, "%.1f,%.1f ", px(s.x[i]), py(s.y[i]));
       points += buf;
     }
-    std::snprintf(buf, sizeof buf, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+    std::snprintf(buf, sizeof buf, "<polyline clip-path=\"url(#frame)\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
                   s.color.c_str(), s.dashed ? " stroke-dasharray=\"6 4\"" : "");
     svg += buf + points + "\"/>\n";
     std::snprintf(buf, sizeof buf,
