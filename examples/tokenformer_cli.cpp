@@ -7,9 +7,10 @@
 //       from tokens <= t) with respect to every parameter, float32, under the official names.
 //   tokenformer-cli grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]
 //                        [--qkv +N] [--proj +N] [--ffn +N] [--init zero_keys|zero|random|random_keys]
-//                        [--value-std S] [--pin-scale] [--seed S]
-//       Appends N parameter tokens to every Q/K/V, output-projection and FFN Pattention and writes
-//       the grown weights and config (default OUT with .json). With --pin-scale and --init zero_keys
+//                        [--value-std S] [--pin-scale] [--seed S] [--layers I,J,...]
+//       Appends N parameter tokens to every Q/K/V, output-projection and FFN Pattention (of the
+//       layers listed, counted from 0; default all) and writes the grown weights and config (default
+//       OUT with .json; layers that differ get per-layer token lists). With --pin-scale and --init zero_keys
 //       (the default: zero keys, values N(0, S), S by default the official 2/(L·√C)) or zero, the
 //       grown model computes what the input model did (GeLU normalizations); zero_keys tokens train.
 //   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small]
@@ -28,6 +29,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,7 +54,7 @@ const char* usage_text =
     "      write d(mean next-token cross-entropy)/d(parameter) for every parameter, official names\n"
     "  grow --weights IN.safetensors --config IN.json --out OUT.safetensors [--out-config OUT.json]\n"
     "       [--qkv +N] [--proj +N] [--ffn +N] [--init zero_keys|zero|random|random_keys] [--value-std S]\n"
-    "       [--pin-scale] [--seed S]\n"
+    "       [--pin-scale] [--seed S] [--layers I,J,...]\n"
     "      append parameter tokens to every Pattention; write the grown weights and config\n"
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small] [--steps N] [--batch B]\n"
     "        [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
@@ -195,13 +197,29 @@ int command_grow(int argc, char** argv) {
                             [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
              args.end());
   const auto options = parse_options(static_cast<int>(args.size()), args.data(),
-                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed"},
+                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed", "layers"},
                                      {"weights", "config", "out"});
   GrowthSpec spec;
   spec.qkv = parse_growth(options, "qkv");
   spec.proj = parse_growth(options, "proj");
   spec.ffn = parse_growth(options, "ffn");
   if (options.count("init")) spec.init = parse_token_init(options.at("init"));
+  if (options.count("layers")) {
+    std::stringstream list(options.at("layers"));
+    for (std::string item; std::getline(list, item, ',');) {
+      std::size_t used = 0;
+      long long layer = -1;
+      try {
+        layer = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (item.empty() || used != item.size() || layer < 0)
+        throw UsageError("--layers must be a comma-separated list of layer numbers >= 0");
+      spec.layers.push_back(static_cast<index_t>(layer));
+    }
+    if (spec.layers.empty()) throw UsageError("--layers must name at least one layer");
+  }
   if (options.count("value-std")) {
     const std::string& text = options.at("value-std");
     std::size_t used = 0;
@@ -232,10 +250,10 @@ int command_grow(int argc, char** argv) {
   if (out_config == out) throw UsageError("--out-config must differ from --out");
   io::save_weights(model, out);
   io::write_config(model.config(), out_config);
-  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (qkv "
+  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (layer 0: qkv "
             << model.config().qkv_tokens << ", proj " << model.config().proj_tokens << ", ffn "
-            << model.config().ffn_tokens << " tokens" << (pin ? ", scale pinned" : "") << "); wrote " << out << " and "
-            << out_config << "\n";
+            << model.config().ffn_tokens << " tokens" << (model.config().per_layer.empty() ? "" : "; layers differ")
+            << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // frozen old tokens, growth from a smaller checkpoint, and the errors growth cannot explain.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -317,8 +318,20 @@ TEST_CASE("tokenformer-cli grow writes a grown checkpoint and config that comput
     CHECK(scale > 1.0);
     CHECK(diff <= 1e-12 * scale);
   }
+  {  // --layers: one layer grows, the config gets per-layer lists, and the function is kept
+    const std::string command = grow_command + " --ffn +16 --pin-scale --layers 1 2>/dev/null";
+    REQUIRE(std::system(command.c_str()) == 0);
+    auto original = io::load_model<presets::Dynamic<double>>(dir + "/config.json", dir + "/model.safetensors");
+    auto grown = io::load_model<presets::Dynamic<double>>(out_config, out);
+    CHECK(grown.layers[1].ffn.tokens() == grown.layers[0].ffn.tokens() + 16);
+    CHECK(!grown.config().per_layer.empty());
+    const std::vector<std::int32_t> tokens{90, 7, 31, 73, 10, 73, 44};
+    const auto a = original.forward(tokens, 1, 7), b = grown.forward(tokens, 1, 7);
+    CHECK(test_util::max_abs_diff(std::vector<double>(a.data(), a.data() + a.size()),
+                                  std::vector<double>(b.data(), b.data() + b.size())) <= 1e-11);
+  }
   for (const std::string bad : {"--ffn -3", "--ffn 3 --value-std nan", "--ffn 3 --value-std -1", "--ffn 3 --value-std x",
-                                "--ffn 3 --init zero_key"}) {
+                                "--ffn 3 --init zero_key", "--ffn 3 --layers 1,x", "--ffn 3 --layers 99"}) {
     INFO("tokenformer-cli grow " << bad);
     CHECK(std::system((grow_command + " " + bad + " 2>/dev/null").c_str()) != 0);
   }
@@ -523,4 +536,123 @@ TEST_CASE("growth options are checked before anything grows", "[growth][zero_key
     CHECK_THROWS_WITH(grow(model, spec), Catch::Contains("value_std must be finite and >= 0"));
     CHECK(model.layers[0].ffn.tokens() == 40);
   }
+}
+
+// ---- per-layer token counts ------------------------------------------------------------------------
+
+TEST_CASE("a model grown on one layer only saves and reloads exactly, with per-layer counts in its config",
+          "[growth][io]") {
+  const std::string weights = temp_path("one_layer.safetensors"), config_path = temp_path("one_layer.json");
+  for (bool pin : {true, false}) {
+    INFO((pin ? "scale pinned" : "scale not pinned"));
+    Model model = random_model(small_config(), 18);
+    GrowthSpec spec;
+    spec.qkv = 4;
+    spec.ffn = 24;
+    spec.layers = {1};
+    spec.pin_scale = pin;
+    grow(model, spec);
+    CHECK(model.layers[0].ffn.tokens() == 40);
+    CHECK(model.layers[1].ffn.tokens() == 64);
+    const ModelConfig& c = model.config();
+    REQUIRE(c.per_layer.size() == 2);
+    CHECK(c.layer(0) == LayerTokens{12, 10, 40, 0, 0, 0});
+    CHECK(c.layer(1) == LayerTokens{16, 10, 64, pin ? 12 : 0, 0, pin ? 40 : 0});  // proj did not grow: not pinned
+    CHECK(c.ffn_tokens == 40);  // the scalar fields are layer 0's
+    CHECK(c.parameter_count() == model.parameter_count());
+    const auto before = logits_of(model);
+    io::save_weights(model, weights);
+    io::write_config(c, config_path);
+    // Lists only for the keys whose layers differ; proj_slot_num stays the official scalar.
+    const std::string json = io::read_text_file(config_path);
+    CHECK(json.find("\"ffn_slot_num\": [40,64]") != std::string::npos);
+    CHECK(json.find("\"qkv_slot_num\": [12,16]") != std::string::npos);
+    CHECK(json.find("\"proj_slot_num\": 10") != std::string::npos);
+    CHECK((json.find("\"ffn_scale_slot_num\": [0,40]") != std::string::npos) == pin);
+    auto reloaded = io::load_model(config_path, weights);
+    CHECK(reloaded.config() == c);
+    CHECK(reloaded.layers[1].ffn.pinned_scale_tokens() == (pin ? 40 : 0));
+    CHECK(logits_of(reloaded) == before);  // the same shapes and weights: the same bits
+    // Growing the other layer to the same counts makes the layers agree again: scalar keys.
+    spec.layers = {0};
+    grow(model, spec);
+    CHECK(model.config().per_layer.empty());
+    CHECK(model.config().ffn_tokens == 64);
+    CHECK(io::config_to_json(model.config()).find("\"ffn_slot_num\": 64") != std::string::npos);
+  }
+  std::remove(weights.c_str());
+  std::remove(config_path.c_str());
+}
+
+TEST_CASE("per-layer token lists in a config are checked", "[growth][io]") {
+  const std::string base = R"({"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "vocab_size": 50, )";
+  const auto parse = [&](const std::string& tokens) { return io::parse_config(base + tokens + "}", "c.json"); };
+  const ModelConfig ok = parse(R"("qkv_slot_num": [12, 16], "proj_slot_num": 10, "ffn_slot_num": [40, 40],
+                                  "ffn_scale_slot_num": [0, 40])");
+  CHECK(ok.layer(1) == LayerTokens{16, 10, 40, 0, 0, 40});
+  CHECK(ok.qkv_tokens == 12);
+  // Lists that agree collapse to the scalar form.
+  CHECK(parse(R"("qkv_slot_num": [12, 12], "proj_slot_num": 10, "ffn_slot_num": 40)").per_layer.empty());
+  CHECK_THROWS_WITH(parse(R"("qkv_slot_num": [12], "proj_slot_num": 10, "ffn_slot_num": 40)"),
+                    Catch::Contains("qkv_slot_num has 1 entries for 2 layers"));
+  CHECK_THROWS_WITH(parse(R"("qkv_slot_num": [12, 0], "proj_slot_num": 10, "ffn_slot_num": 40)"),
+                    Catch::Contains("qkv_slot_num must be a positive integer or a list of one per layer"));
+  CHECK_THROWS_WITH(parse(R"("qkv_slot_num": [12, "x"], "proj_slot_num": 10, "ffn_slot_num": 40)"),
+                    Catch::Contains("qkv_slot_num must be a positive integer"));
+  CHECK_THROWS_WITH(
+      parse(R"("qkv_slot_num": 12, "proj_slot_num": 10, "ffn_slot_num": 40, "ffn_scale_slot_num": [0, -1])"),
+      Catch::Contains("ffn_scale_slot_num must be a non-negative integer"));
+  CHECK_THROWS_WITH(parse(R"("qkv_slot_num": 12, "proj_slot_num": [10, [3]], "ffn_slot_num": 40)"),
+                    Catch::Contains("proj_slot_num must be a positive integer"));
+  // A run-time config whose per-layer list does not fit is refused.
+  ModelConfig bad = small_config();
+  bad.per_layer = {LayerTokens{12, 10, 40, 0, 0, 0}};
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("1 entries for 2 layers"));
+  bad.per_layer = {LayerTokens{12, 10, 40, 0, 0, 0}, LayerTokens{12, 10, -4, 0, 0, 0}};
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("layer 1: token counts must be positive"));
+  bad.per_layer = {LayerTokens{13, 10, 40, 0, 0, 0}, LayerTokens{12, 10, 40, 0, 0, 0}};
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("layer 0 must equal"));
+  // Q, K and V of one layer must agree for a config to describe the model.
+  Model model = random_model(small_config(), 19);
+  model.layers[0].attention.key.append_tokens(2);
+  CHECK_THROWS_WITH(model.refresh_config_from_layers(), Catch::Contains("layer 0: the query, key and value"));
+}
+
+TEST_CASE("for_each_pattention visits every Pattention with its path and role; growth selects by path",
+          "[growth]") {
+  Model model = random_model(small_config(), 20);
+  std::vector<std::string> paths;
+  int qkv = 0, proj = 0, ffn = 0;
+  model.for_each_pattention([&](const std::string& path, PattentionRole role, Pattention<float>&) {
+    paths.push_back(path);
+    qkv += role == PattentionRole::qkv;
+    proj += role == PattentionRole::proj;
+    ffn += role == PattentionRole::ffn;
+  });
+  CHECK(paths == std::vector<std::string>{"sequential.2.attention.query", "sequential.2.attention.key",
+                                          "sequential.2.attention.value", "sequential.2.attention.proj",
+                                          "sequential.2.mlp", "sequential.3.attention.query",
+                                          "sequential.3.attention.key", "sequential.3.attention.value",
+                                          "sequential.3.attention.proj", "sequential.3.mlp"});
+  CHECK((qkv == 6 && proj == 2 && ffn == 2));
+  // Every path names parameters of for_each_parameter.
+  std::vector<std::string> names;
+  model.for_each_parameter([&](const std::string& name, Parameter<float>&) { names.push_back(name); });
+  for (const auto& path : paths)
+    CHECK(std::find(names.begin(), names.end(), path + ".key_param_tokens") != names.end());
+
+  GrowthSpec spec;
+  spec.ffn = 8;
+  spec.proj = 3;
+  spec.paths = {"sequential.3."};
+  grow(model, spec);
+  CHECK(model.layers[0].ffn.tokens() == 40);
+  CHECK(model.layers[1].ffn.tokens() == 48);
+  CHECK(model.layers[1].attention.proj.tokens() == 13);
+  spec.paths = {"sequential.2.mlp"};
+  grow(model, spec);
+  CHECK(model.layers[0].ffn.tokens() == 48);
+  CHECK(model.layers[0].attention.proj.tokens() == 10);
+  CHECK(model.config().layer(0) == LayerTokens{12, 10, 48, 0, 0, 0});
+  CHECK(model.config().layer(1) == LayerTokens{12, 13, 48, 0, 0, 0});
 }

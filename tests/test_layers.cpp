@@ -87,8 +87,7 @@ TEST_CASE("Appending zero tokens with a pinned scale leaves a Pattention's outpu
     in.copy_from_host(x.data());
     p.forward(before, in);
     p.pin_scale_tokens(p.tokens());
-    p.key_tokens().resize(Shape{25, 16});  // 15 new zero tokens
-    p.value_tokens().resize(Shape{25, 12});
+    p.append_tokens(15);  // 15 new zero tokens
     p.forward(after, in);
     CHECK(test_util::max_abs_diff(to_vector(after), to_vector(before)) <= 1e-6);
     p.pin_scale_tokens(0);  // official √n semantics: now the output changes

@@ -111,7 +111,7 @@ TEST_CASE("Training stops with a clear error when the model produces NaN", "[tra
   LanguageModel<TinyModel> model;
   Rng rng(1);
   model.initialize(rng);
-  model.layers[0].attention.value.value_tokens()[3] = std::numeric_limits<float>::quiet_NaN();
+  model.layers[0].attention.value.value_parameter().value[3] = std::numeric_limits<float>::quiet_NaN();
   TrainerOptions options;
   options.batch_size = 2;
   options.sequence_length = 16;

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/error.hpp"
@@ -54,6 +55,17 @@ constexpr index_t rotary_dims_of(index_t head_dim, double rotary_pct) {
   return static_cast<index_t>(static_cast<double>(head_dim) * rotary_pct);
 }
 
+/// The token counts and pinned scales of one layer's Pattentions (see ModelConfig::layer).
+struct LayerTokens {
+  index_t qkv = 0, proj = 0, ffn = 0;                    ///< tokens of the Q/K/V, output and FFN Pattentions
+  index_t qkv_scale = 0, proj_scale = 0, ffn_scale = 0;  ///< pinned √n counts (0: the token count)
+  friend bool operator==(const LayerTokens& a, const LayerTokens& b) {
+    return a.qkv == b.qkv && a.proj == b.proj && a.ffn == b.ffn && a.qkv_scale == b.qkv_scale &&
+           a.proj_scale == b.proj_scale && a.ffn_scale == b.ffn_scale;
+  }
+  friend bool operator!=(const LayerTokens& a, const LayerTokens& b) { return !(a == b); }
+};
+
 /// A model's configuration at run time. Field names follow the official config keys.
 struct ModelConfig {
   index_t num_layers = 0;    ///< official: num_layers
@@ -70,6 +82,31 @@ struct ModelConfig {
   /// Pinned token counts of Θ's √n factor per role (0: the current count, the official semantics).
   /// Set by function-preserving growth; written as qkv_scale_slot_num etc. (a tokenformer extension).
   index_t qkv_scale_tokens = 0, proj_scale_tokens = 0, ffn_scale_tokens = 0;
+  /// Per-layer token counts and pinned scales, for a model whose layers differ (grown on some layers
+  /// only); empty when every layer has the scalar fields above. Written as lists under the official
+  /// keys (qkv_slot_num: [...]) where layers differ. Set it with set_layers, which keeps the scalar
+  /// fields equal to layer 0's and empties it again when the layers agree.
+  std::vector<LayerTokens> per_layer;
+
+  /// The token counts of layer `i`.
+  LayerTokens layer(index_t i) const {
+    if (!per_layer.empty()) return per_layer.at(static_cast<std::size_t>(i));
+    return LayerTokens{qkv_tokens, proj_tokens, ffn_tokens, qkv_scale_tokens, proj_scale_tokens, ffn_scale_tokens};
+  }
+  /// Sets every layer's token counts (one entry per layer).
+  void set_layers(const std::vector<LayerTokens>& layers) {
+    if (layers.empty()) throw config_error("set_layers needs one entry per layer");
+    const LayerTokens& first = layers.front();
+    qkv_tokens = first.qkv;
+    proj_tokens = first.proj;
+    ffn_tokens = first.ffn;
+    qkv_scale_tokens = first.qkv_scale;
+    proj_scale_tokens = first.proj_scale;
+    ffn_scale_tokens = first.ffn_scale;
+    bool uniform = true;
+    for (const auto& l : layers) uniform = uniform && l == first;
+    per_layer = uniform ? std::vector<LayerTokens>{} : layers;
+  }
 
   index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
   index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
@@ -77,17 +114,23 @@ struct ModelConfig {
   /// Number of scalar parameters of a model of this config: embedding (tied head), per layer the
   /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm.
   index_t parameter_count() const {
-    const index_t per_layer = 2 * hidden_size * (3 * qkv_tokens + proj_tokens + ffn_tokens);
-    return vocab_size * hidden_size + num_layers * per_layer + 2 * hidden_size;
+    index_t pattention = 0;
+    for (index_t i = 0; i < num_layers; ++i) {
+      const LayerTokens l = layer(i);
+      pattention += 2 * hidden_size * (3 * l.qkv + l.proj + l.ffn);
+    }
+    return vocab_size * hidden_size + pattention + 2 * hidden_size;
   }
 
   /// Training FLOPs per token (forward + backward ≈ 3 × forward) for sequences of length T:
   /// 6 · (Pattention parameters + the tied head V·C) + 6 · L · T · C for causal attention
   /// (scores and mixing, 2·2·T·C per token forward over half the positions on average, times 3).
   double training_flops_per_token(index_t sequence_length) const {
-    const double pattention = 2.0 * static_cast<double>(hidden_size) *
-                              static_cast<double>(3 * qkv_tokens + proj_tokens + ffn_tokens) *
-                              static_cast<double>(num_layers);
+    double pattention = 0.0;
+    for (index_t i = 0; i < num_layers; ++i) {
+      const LayerTokens l = layer(i);
+      pattention += 2.0 * static_cast<double>(hidden_size) * static_cast<double>(3 * l.qkv + l.proj + l.ffn);
+    }
     const double head = static_cast<double>(vocab_size) * static_cast<double>(hidden_size);
     return 6.0 * (pattention + head) + 6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) *
                                            static_cast<double>(hidden_size);
@@ -120,6 +163,20 @@ struct ModelConfig {
       throw config_error("rotary_emb_base must be positive and finite");
     if (qkv_scale_tokens < 0 || proj_scale_tokens < 0 || ffn_scale_tokens < 0)
       throw config_error("pinned scale token counts must be >= 0");
+    if (!per_layer.empty()) {
+      if (static_cast<index_t>(per_layer.size()) != num_layers)
+        throw config_error("per-layer token counts have " + std::to_string(per_layer.size()) + " entries for " +
+                           std::to_string(num_layers) + " layers");
+      for (std::size_t i = 0; i < per_layer.size(); ++i) {
+        const LayerTokens& l = per_layer[i];
+        if (l.qkv <= 0 || l.proj <= 0 || l.ffn <= 0)
+          throw config_error("layer " + std::to_string(i) + ": token counts must be positive");
+        if (l.qkv_scale < 0 || l.proj_scale < 0 || l.ffn_scale < 0)
+          throw config_error("layer " + std::to_string(i) + ": pinned scale token counts must be >= 0");
+      }
+      if (per_layer.front() != layer_zero_scalars())
+        throw config_error("per-layer token counts: layer 0 must equal qkv_slot_num, proj_slot_num, ffn_slot_num");
+    }
   }
 
   /// The run-time form of a fully static config.
@@ -132,7 +189,12 @@ struct ModelConfig {
            a.vocab_size == b.vocab_size && a.rotary_pct == b.rotary_pct && a.normalization == b.normalization &&
            a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base &&
            a.qkv_scale_tokens == b.qkv_scale_tokens && a.proj_scale_tokens == b.proj_scale_tokens &&
-           a.ffn_scale_tokens == b.ffn_scale_tokens;
+           a.ffn_scale_tokens == b.ffn_scale_tokens && a.per_layer == b.per_layer;
+  }
+
+ private:
+  LayerTokens layer_zero_scalars() const {
+    return LayerTokens{qkv_tokens, proj_tokens, ffn_tokens, qkv_scale_tokens, proj_scale_tokens, ffn_scale_tokens};
   }
 };
 

@@ -6,12 +6,15 @@
 // rate, ...) are ignored; the ones that would change it must have the values this library implements
 // (pos_emb "rotary", norm "layernorm_nonparam", final_norm "layernorm", no_weight_tying false),
 // otherwise config_error names the key. Extension keys written by growth with a pinned scale:
-// qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts).
+// qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts). Where the
+// layers differ (a model grown on some layers only), each of the six token keys may be a list with
+// one entry per layer (a tokenformer extension; written only for the keys whose layers differ).
 #pragma once
 
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/model_config.hpp"
@@ -71,9 +74,6 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   c.num_layers = integer("num_layers", true);
   c.hidden_size = integer("hidden_size", true);
   c.num_heads = integer("num_attention_heads", true);
-  c.qkv_tokens = integer("qkv_slot_num", true);
-  c.proj_tokens = integer("proj_slot_num", true);
-  c.ffn_tokens = integer("ffn_slot_num", true);
   const index_t vocab = integer("vocab_size", vocab_rows <= 0);
   if (vocab_rows > 0 && vocab > vocab_rows)
     throw config_error(source + ": vocab_size " + std::to_string(vocab) + " exceeds the " + std::to_string(vocab_rows) +
@@ -82,9 +82,41 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   c.rotary_pct = number("rotary_pct", 0.25);
   c.layernorm_epsilon = number("layernorm_epsilon", 1e-5);
   c.rotary_base = number("rotary_emb_base", 10000.0);
-  c.qkv_scale_tokens = integer("qkv_scale_slot_num", false);
-  c.proj_scale_tokens = integer("proj_scale_slot_num", false);
-  c.ffn_scale_tokens = integer("ffn_scale_slot_num", false);
+  // Token counts and pinned scales: an integer for every layer, or a list of one per layer.
+  const auto per_layer = [&](const char* key, bool count) {
+    std::vector<index_t> values(static_cast<std::size_t>(c.num_layers), 0);
+    const Json* v = root.find(key);
+    if (v == nullptr) {
+      if (count) throw config_error(source + ": missing key \"" + std::string(key) + "\"");
+      return values;
+    }
+    const std::string rule = count ? " must be a positive integer" : " must be a non-negative integer";
+    const auto one = [&](const Json& x) {
+      try {
+        return static_cast<index_t>(x.as_integer(key, count ? 1 : 0, std::int64_t{1} << 31));
+      } catch (const file_error&) {
+        throw config_error(source + ": " + std::string(key) + rule + " or a list of one per layer");
+      }
+    };
+    if (!v->is_array()) {
+      const index_t x = one(*v);
+      for (auto& e : values) e = x;
+      return values;
+    }
+    const Json::Array& list = v->as_array(key);
+    if (static_cast<index_t>(list.size()) != c.num_layers)
+      throw config_error(source + ": " + std::string(key) + " has " + std::to_string(list.size()) +
+                         " entries for " + std::to_string(c.num_layers) + " layers");
+    for (std::size_t i = 0; i < list.size(); ++i) values[i] = one(list[i]);
+    return values;
+  };
+  const auto qkv = per_layer("qkv_slot_num", true), proj = per_layer("proj_slot_num", true),
+             ffn = per_layer("ffn_slot_num", true), qkv_scale = per_layer("qkv_scale_slot_num", false),
+             proj_scale = per_layer("proj_scale_slot_num", false), ffn_scale = per_layer("ffn_scale_slot_num", false);
+  std::vector<LayerTokens> layers;
+  for (std::size_t i = 0; i < qkv.size(); ++i)
+    layers.push_back(LayerTokens{qkv[i], proj[i], ffn[i], qkv_scale[i], proj_scale[i], ffn_scale[i]});
+  c.set_layers(layers);
   if (const Json* kind = root.find("norm_activation_type"); kind != nullptr) {
     if (!kind->is_string()) throw config_error(source + ": norm_activation_type must be a string");
     c.normalization = parse_normalization(kind->as_string());
@@ -103,9 +135,6 @@ inline std::string config_to_json(const ModelConfig& c) {
   Json::Object o{{"num_layers", Json(static_cast<long long>(c.num_layers))},
                  {"hidden_size", Json(static_cast<long long>(c.hidden_size))},
                  {"num_attention_heads", Json(static_cast<long long>(c.num_heads))},
-                 {"qkv_slot_num", Json(static_cast<long long>(c.qkv_tokens))},
-                 {"proj_slot_num", Json(static_cast<long long>(c.proj_tokens))},
-                 {"ffn_slot_num", Json(static_cast<long long>(c.ffn_tokens))},
                  {"vocab_size", Json(static_cast<long long>(c.vocab_size))},
                  {"rotary_pct", Json(c.rotary_pct)},
                  {"rotary_emb_base", Json(c.rotary_base)},
@@ -115,9 +144,31 @@ inline std::string config_to_json(const ModelConfig& c) {
                  {"norm", Json("layernorm_nonparam")},
                  {"final_norm", Json("layernorm")},
                  {"no_weight_tying", Json(false)}};
-  if (c.qkv_scale_tokens > 0) o["qkv_scale_slot_num"] = Json(static_cast<long long>(c.qkv_scale_tokens));
-  if (c.proj_scale_tokens > 0) o["proj_scale_slot_num"] = Json(static_cast<long long>(c.proj_scale_tokens));
-  if (c.ffn_scale_tokens > 0) o["ffn_scale_slot_num"] = Json(static_cast<long long>(c.ffn_scale_tokens));
+  // Each token key: one integer where every layer agrees, else a list of one per layer. A pinned
+  // scale key is left out where no layer pins it.
+  const auto tokens = [&](const char* key, index_t LayerTokens::*field, bool always) {
+    std::vector<index_t> values;
+    bool uniform = true, any = false;
+    for (index_t i = 0; i < c.num_layers; ++i) {
+      values.push_back(c.layer(i).*field);
+      uniform = uniform && values.back() == values.front();
+      any = any || values.back() > 0;
+    }
+    if (!always && !any) return;
+    if (uniform) {
+      o[key] = Json(static_cast<long long>(values.front()));
+    } else {
+      Json::Array list;
+      for (index_t v : values) list.push_back(Json(static_cast<long long>(v)));
+      o[key] = Json(list);
+    }
+  };
+  tokens("qkv_slot_num", &LayerTokens::qkv, true);
+  tokens("proj_slot_num", &LayerTokens::proj, true);
+  tokens("ffn_slot_num", &LayerTokens::ffn, true);
+  tokens("qkv_scale_slot_num", &LayerTokens::qkv_scale, false);
+  tokens("proj_scale_slot_num", &LayerTokens::proj_scale, false);
+  tokens("ffn_scale_slot_num", &LayerTokens::ffn_scale, false);
   std::string out = "{\n";
   bool first = true;
   for (const auto& [k, v] : o) {

@@ -28,6 +28,21 @@
 
 namespace tokenformer {
 
+/// What a Pattention does in its block, for code that treats Pattentions by kind (growth, pinned
+/// scales, initialization): the query/key/value projections, the attention output projection, or
+/// the feed-forward layer. Each corresponds to one token count of the config (qkv_slot_num,
+/// proj_slot_num, ffn_slot_num).
+enum class PattentionRole { qkv, proj, ffn };
+
+inline const char* to_string(PattentionRole role) {
+  switch (role) {
+    case PattentionRole::qkv: return "qkv";
+    case PattentionRole::proj: return "proj";
+    case PattentionRole::ffn: return "ffn";
+  }
+  return "unknown";
+}
+
 template <class T, class Device = cpu>
 class Pattention {
  public:
@@ -57,11 +72,10 @@ class Pattention {
   }
   index_t pinned_scale_tokens() const { return pinned_scale_tokens_; }
 
-  /// K_P: [P, d_in].
-  Tensor<T, Device>& key_tokens() { return keys_.value; }
+  /// K_P: [P, d_in] (read-only: append_tokens is the way to change the token count, and it grows
+  /// the gradients and optimizer moments with the tokens; write values through key_parameter()).
   const Tensor<T, Device>& key_tokens() const { return keys_.value; }
-  /// V_P: [P, d_out].
-  Tensor<T, Device>& value_tokens() { return values_.value; }
+  /// V_P: [P, d_out] (read-only, like key_tokens).
   const Tensor<T, Device>& value_tokens() const { return values_.value; }
   /// The parameters with their gradients and optimizer state.
   Parameter<T, Device>& key_parameter() { return keys_; }

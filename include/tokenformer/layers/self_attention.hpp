@@ -58,6 +58,15 @@ class SelfAttention {
     proj.for_each_parameter(prefixed("proj."));
   }
 
+  /// Visits (path, role, Pattention&) of each Pattention: "query", "key", "value" (qkv) and "proj".
+  template <class Visitor>
+  void for_each_pattention(Visitor&& visit) {
+    visit(std::string("query"), PattentionRole::qkv, query);
+    visit(std::string("key"), PattentionRole::qkv, key);
+    visit(std::string("value"), PattentionRole::qkv, value);
+    visit(std::string("proj"), PattentionRole::proj, proj);
+  }
+
   /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`.
   void forward(TensorView<T, Device> out,      // (B*T, C)
                TensorView<const T, Device> x,  // (B*T, C)

@@ -25,17 +25,19 @@ template <class T, class Device = cpu>
 class TokenFormerLayer {
  public:
   TokenFormerLayer() = default;
-  /// A block with the sizes of `config` (token counts, heads, rotary, normalization, epsilon).
-  explicit TokenFormerLayer(const ModelConfig& config, Device device = {})
-      : attention(config.hidden_size, config.num_heads, config.qkv_tokens, config.proj_tokens, config.rotary_pct,
-                  config.normalization, config.rotary_base, device),
-        ffn(config.hidden_size, config.hidden_size, config.ffn_tokens, config.normalization, device),
-        device_(device),
-        hidden_size_(config.hidden_size),
-        eps_(config.layernorm_epsilon) {
-    for (auto* p : {&attention.query, &attention.key, &attention.value}) p->pin_scale_tokens(config.qkv_scale_tokens);
-    attention.proj.pin_scale_tokens(config.proj_scale_tokens);
-    ffn.pin_scale_tokens(config.ffn_scale_tokens);
+  /// Block `layer` of a model of `config` (heads, rotary, normalization, epsilon, and that layer's
+  /// token counts and pinned scales: ModelConfig::layer).
+  explicit TokenFormerLayer(const ModelConfig& config, Device device = {}, index_t layer = 0)
+      : TokenFormerLayer(config, config.layer(layer), device) {}
+
+  /// The token counts and pinned scales of this block: see ModelConfig::layer.
+  LayerTokens tokens() const {
+    return LayerTokens{attention.query.tokens(),
+                       attention.proj.tokens(),
+                       ffn.tokens(),
+                       attention.query.pinned_scale_tokens(),
+                       attention.proj.pinned_scale_tokens(),
+                       ffn.pinned_scale_tokens()};
   }
 
   SelfAttention<T, Device> attention;
@@ -50,6 +52,16 @@ class TokenFormerLayer {
     attention.for_each_parameter(
         [&visit](const std::string& name, Parameter<T, Device>& p) { visit("attention." + name, p); });
     ffn.for_each_parameter([&visit](const std::string& name, Parameter<T, Device>& p) { visit("mlp." + name, p); });
+  }
+
+  /// Visits (path, role, Pattention&) of each Pattention, with the paths of for_each_parameter
+  /// without the tensor name: "attention.query", ..., "attention.proj" and "mlp" (ffn).
+  template <class Visitor>
+  void for_each_pattention(Visitor&& visit) {
+    attention.for_each_pattention([&visit](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
+      visit("attention." + path, role, p);
+    });
+    visit(std::string("mlp"), PattentionRole::ffn, ffn);
   }
 
   /// out = block(x) for B sequences of T positions starting at `position_offset`.
@@ -100,6 +112,18 @@ class TokenFormerLayer {
   }
 
  private:
+  TokenFormerLayer(const ModelConfig& config, const LayerTokens& tokens, Device device)
+      : attention(config.hidden_size, config.num_heads, tokens.qkv, tokens.proj, config.rotary_pct, config.normalization,
+                  config.rotary_base, device),
+        ffn(config.hidden_size, config.hidden_size, tokens.ffn, config.normalization, device),
+        device_(device),
+        hidden_size_(config.hidden_size),
+        eps_(config.layernorm_epsilon) {
+    for (auto* p : {&attention.query, &attention.key, &attention.value}) p->pin_scale_tokens(tokens.qkv_scale);
+    attention.proj.pin_scale_tokens(tokens.proj_scale);
+    ffn.pin_scale_tokens(tokens.ffn_scale);
+  }
+
   Device device_{};
   index_t hidden_size_ = 0;
   double eps_ = 1e-5;

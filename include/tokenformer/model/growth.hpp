@@ -80,6 +80,9 @@ struct GrowthSpec {
   index_t proj = 0;             ///< tokens added to each output projection
   index_t ffn = 0;              ///< tokens added to each FFN
   std::vector<index_t> layers;  ///< the layers to grow (empty: all)
+  /// Only the Pattentions whose path (for_each_pattention: "sequential.2.mlp", ...) starts with one
+  /// of these grow (empty: all); with `layers`, a Pattention must match both.
+  std::vector<std::string> paths;
   TokenInit init = TokenInit::zero_keys;
   /// Standard deviation of the new values under `random` and `zero_keys` (of their noise around the
   /// old values' mean under `mean_values`); unset: the official value initialization 2/(L·√C). Must
@@ -98,6 +101,16 @@ inline double growth_value_std(const GrowthSpec& spec, double official) {
   if (!std::isfinite(v) || v < 0)
     throw argument_error("growth value_std must be finite and >= 0, got " + std::to_string(v));
   return v;
+}
+
+/// The tokens `spec` adds to a Pattention of `role`.
+inline index_t growth_count(const GrowthSpec& spec, PattentionRole role) {
+  switch (role) {
+    case PattentionRole::qkv: return spec.qkv;
+    case PattentionRole::proj: return spec.proj;
+    case PattentionRole::ffn: return spec.ffn;
+  }
+  return 0;
 }
 
 /// Appends `count` tokens to one Pattention with the spec's options (`layers` is ignored);
@@ -158,13 +171,16 @@ void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
       throw argument_error("cannot grow layer " + std::to_string(layer) + ": the model has " + std::to_string(L));
   Rng rng(spec.seed);
   const double wang = 2.0 / static_cast<double>(L) / std::sqrt(static_cast<double>(model.hidden_size()));
+  using T = typename LanguageModel<Config, Device>::scalar;
   for (index_t i = 0; i < L; ++i) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), i) == spec.layers.end()) continue;
-    auto& layer = model.layers[static_cast<std::size_t>(i)];
-    for (auto* p : {&layer.attention.query, &layer.attention.key, &layer.attention.value})
-      grow(*p, spec.qkv, spec, rng, wang);
-    grow(layer.attention.proj, spec.proj, spec, rng, wang);
-    grow(layer.ffn, spec.ffn, spec, rng, wang);
+    model.for_each_pattention_of_layer(i, [&](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
+      if (!spec.paths.empty() && std::none_of(spec.paths.begin(), spec.paths.end(), [&](const std::string& prefix) {
+            return path.compare(0, prefix.size(), prefix) == 0;
+          }))
+        return;
+      grow(p, growth_count(spec, role), spec, rng, wang);
+    });
   }
   model.refresh_config_from_layers();
 }

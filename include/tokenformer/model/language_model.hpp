@@ -46,7 +46,7 @@ class LanguageModel {
     check_matches_static<Config>(config_);
     word_embeddings = Parameter<T, Device>(Shape{config_.vocab_size, config_.hidden_size}, device);
     layers.reserve(static_cast<std::size_t>(config_.num_layers));
-    for (index_t i = 0; i < config_.num_layers; ++i) layers.emplace_back(config_, device);
+    for (index_t i = 0; i < config_.num_layers; ++i) layers.emplace_back(config_, device, i);
     final_norm_weight = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     final_norm_bias = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
@@ -54,17 +54,21 @@ class LanguageModel {
   }
 
   const ModelConfig& config() const { return config_; }
-  /// Re-reads the token counts and pinned scales of the config from the layers (after growth).
-  /// Layers that differ from each other keep the counts of layer 0 in the config.
+  /// Re-reads the token counts and pinned scales of the config from the layers (after growth):
+  /// per layer (ModelConfig::per_layer) where the layers differ. Throws config_error where a layer's
+  /// Q, K and V Pattentions differ, which a config cannot describe.
   void refresh_config_from_layers() {
     if (layers.empty()) return;
-    const Layer& first = layers.front();
-    config_.qkv_tokens = first.attention.query.tokens();
-    config_.proj_tokens = first.attention.proj.tokens();
-    config_.ffn_tokens = first.ffn.tokens();
-    config_.qkv_scale_tokens = first.attention.query.pinned_scale_tokens();
-    config_.proj_scale_tokens = first.attention.proj.pinned_scale_tokens();
-    config_.ffn_scale_tokens = first.ffn.pinned_scale_tokens();
+    std::vector<LayerTokens> tokens;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const auto& a = layers[i].attention;
+      for (const auto* p : {&a.key, &a.value})
+        if (p->tokens() != a.query.tokens() || p->pinned_scale_tokens() != a.query.pinned_scale_tokens())
+          throw config_error("layer " + std::to_string(i) +
+                             ": the query, key and value Pattentions have different token counts or pinned scales");
+      tokens.push_back(layers[i].tokens());
+    }
+    config_.set_layers(tokens);
   }
   index_t vocab_size() const { return word_embeddings.value.dim(0); }
   index_t hidden_size() const { return config_.hidden_size; }
@@ -89,6 +93,22 @@ class LanguageModel {
     visit(norm + "bias", final_norm_bias);
   }
 
+  /// Visits (path, role, Pattention&) of every Pattention, in layer order, with the official
+  /// parameter names' paths ("sequential.2.attention.query", ..., "sequential.2.mlp").
+  template <class Visitor>
+  void for_each_pattention(Visitor&& visit) {
+    for (std::size_t i = 0; i < layers.size(); ++i) for_each_pattention_of_layer(static_cast<index_t>(i), visit);
+  }
+  /// The same for layer `i` alone.
+  template <class Visitor>
+  void for_each_pattention_of_layer(index_t i, Visitor&& visit) {
+    const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
+    layers.at(static_cast<std::size_t>(i))
+        .for_each_pattention([&visit, &prefix](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
+          visit(prefix + path, role, p);
+        });
+  }
+
   /// Number of scalar parameters.
   index_t parameter_count() {
     index_t n = 0;
@@ -105,11 +125,8 @@ class LanguageModel {
     std::vector<T> host(static_cast<std::size_t>(word_embeddings.size()));
     for (auto& x : host) x = static_cast<T>(rng.normal(0.0, small));
     word_embeddings.value.copy_from_host(host.data());
-    for (auto& layer : layers) {
-      for (auto* p :
-           {&layer.attention.query, &layer.attention.key, &layer.attention.value, &layer.attention.proj, &layer.ffn})
-        p->initialize(rng, small, wang);
-    }
+    for_each_pattention(
+        [&](const std::string&, PattentionRole, Pattention<T, Device>& p) { p.initialize(rng, small, wang); });
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
     final_norm_weight.value.copy_from_host(ones.data());
     final_norm_bias.value.set_zero();
