@@ -96,11 +96,13 @@ int main() {
   // old P ("pinned") the output does not change. (This is TokenInit::zero_keys in grow().) All-zero
   // tokens would change nothing too, but they would never train: the gradient of a key is multiplied
   // by its value. Random keys with zero values are not exact: their scores enter the row's norm.
-  std::printf("\n4. Growth: append 3 tokens, keys zero and values random (P = %td -> %td), sqrt(P) pinned to sqrt(%td)\n",
-              P, P + 3, P);
+  std::printf(
+      "\n4. Growth: append 3 tokens, keys zero and values random (P = %td -> %td), sqrt(P) pinned to sqrt(%td)\n", P,
+      P + 3, P);
   Tensor<float> before = out;
   layer.pin_scale_tokens(P);
-  std::vector<float> new_keys(static_cast<std::size_t>(3 * d_in), 0.0f), new_values(static_cast<std::size_t>(3 * d_out));
+  std::vector<float> new_keys(static_cast<std::size_t>(3 * d_in), 0.0f),
+      new_values(static_cast<std::size_t>(3 * d_out));
   for (auto& v : new_values) v = static_cast<float>(rng.normal(0.0, 0.5));
   layer.append_tokens(3, nullptr, 0.0, 0.0, new_keys.data(), new_values.data());
   layer.forward(out, x);

@@ -15,12 +15,12 @@
 // Every run trains byte-level models of hidden size 128 on Debian's fortunes. The large model has
 // 4x the parameter tokens of the small one (qkv/proj/ffn 128/128/512 against 32/32/128). A grown run
 // trains the small model for half the steps, grows it to the large shape and trains the other half,
-// all in one learning-rate schedule; the scratch run trains the large model for all the steps. --inits names the TokenInit of each
-// grown run (default zero_keys; all: zero_keys, zero, random, random_keys, mean_values; they share
-// the small model's half). --normalization picks Θ (default l2_norm_gelu, the official one). --staged adds a run grown twice, small -> medium (64/64/256) -> large, with the
-// same total FLOPs as a grown run: a quarter of the steps at medium size, the rest at large size.
-// Outputs in --out-dir (default scaling_out): scaling.svg (validation loss against training FLOPs,
-// growth marked), scaling.csv, summary.json.
+// all in one learning-rate schedule; the scratch run trains the large model for all the steps. --inits names the
+// TokenInit of each grown run (default zero_keys; all: zero_keys, zero, random, random_keys; they share
+// the small model's half). --normalization picks Θ (default l2_norm_gelu, the official one). --staged adds a run grown
+// twice, small -> medium (64/64/256) -> large, with the same total FLOPs as a grown run: a quarter of the steps at
+// medium size, the rest at large size. Outputs in --out-dir (default scaling_out): scaling.svg (validation loss against
+// training FLOPs, growth marked), scaling.csv, summary.json.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -53,8 +53,7 @@ struct Arguments {
 };
 
 std::vector<TokenInit> parse_inits(const std::string& list) {
-  if (list == "all")
-    return {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys, TokenInit::mean_values};
+  if (list == "all") return {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys};
   std::vector<TokenInit> inits;
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) inits.push_back(parse_token_init(name));
@@ -69,7 +68,7 @@ Arguments parse(int argc, char** argv) {
     if (key == "--help" || key == "-h") {
       std::printf(
           "usage: 03_incremental_scaling [--steps N] [--batch B] [--seq T] [--lr LR] [--eval-every N]\n"
-          "                              [--inits zero_keys,zero,random,random_keys,mean_values|all] [--staged]\n"
+          "                              [--inits zero_keys,zero,random,random_keys|all] [--staged]\n"
           "                              [--normalization l2_norm_gelu|gelu_l2_norm|softmax]\n"
           "                              [--out-dir DIR] [--summary-json PATH]\n");
       std::exit(0);
@@ -193,7 +192,9 @@ int main(int argc, char** argv) try {
   const ModelConfig small = shape(32, 32, 128, kind), medium = shape(64, 64, 256, kind),
                     large = shape(128, 128, 512, kind);
   const double tokens_per_step = static_cast<double>(args.batch * args.sequence);
-  const auto step_flops = [&](const ModelConfig& c) { return c.training_flops_per_token(args.sequence) * tokens_per_step; };
+  const auto step_flops = [&](const ModelConfig& c) {
+    return c.training_flops_per_token(args.sequence) * tokens_per_step;
+  };
   const double small_step = step_flops(small), medium_step = step_flops(medium), large_step = step_flops(large);
   std::printf("small: %td parameters, %.3g FLOPs/step; large: %td parameters, %.3g FLOPs/step\n",
               small.parameter_count(), small_step, large.parameter_count(), large_step);
@@ -245,7 +246,8 @@ int main(int argc, char** argv) try {
     Run run = small_run;
     run.name = std::string("grown twice, ") + to_string(token_init);
     const long medium_steps = args.steps / 4;
-    const auto large_steps = static_cast<long>(std::lround((half * large_step - medium_steps * medium_step) / large_step));
+    const auto large_steps =
+        static_cast<long>(std::lround((half * large_step - medium_steps * medium_step) / large_step));
     // The schedule spans this run's own steps (more than the others': medium steps are cheaper).
     Model model(small);
     Trainer<Model> trainer(model, corpus, phase(args, half + medium_steps + large_steps, args.steps / 20));
@@ -255,9 +257,10 @@ int main(int argc, char** argv) try {
     run.growths.push_back(PlotMarker{run.flops, "2x again"});
     const double before_second = trainer.evaluate();
     grow(model, growth_to(medium, large, token_init));
-    std::printf("grown twice: %ld medium steps, %ld large steps; validation loss %.4f before the second growth, "
-                "%.4f right after\n",
-                medium_steps, large_steps, before_second, trainer.evaluate());
+    std::printf(
+        "grown twice: %ld medium steps, %ld large steps; validation loss %.4f before the second growth, "
+        "%.4f right after\n",
+        medium_steps, large_steps, before_second, trainer.evaluate());
     train(trainer, large_step, run.flops, run.curve, "large");
     runs.push_back(run);
   }
@@ -278,8 +281,7 @@ int main(int argc, char** argv) try {
   // ---- Compare by compute -------------------------------------------------------------------------
   const double scratch_final = scratch.curve.back().validation_loss;
   const double scratch_reach = flops_to_reach(scratch.curve, scratch_final);
-  std::printf("\n%-24s %10s %10s %10s %12s %14s\n", "run", "before", "after", "final", "total FLOPs",
-              "FLOPs to reach");
+  std::printf("\n%-24s %10s %10s %10s %12s %14s\n", "run", "before", "after", "final", "total FLOPs", "FLOPs to reach");
   std::printf("%-24s %10s %10s %10s %12s %14.4f\n", "", "growth", "growth", "loss", "", scratch_final);
   const auto number = [](double x) { return std::isnan(x) ? std::string("null") : io::Json::number_text(x); };
   const auto quoted = [](const std::string& text) { return "\"" + text + "\""; };
@@ -293,13 +295,14 @@ int main(int argc, char** argv) try {
     const double reach = flops_to_reach(run.curve, scratch_final);
     const double final_loss = run.curve.back().validation_loss;
     char reach_text[64] = "not reached";
-    if (!std::isnan(reach)) std::snprintf(reach_text, sizeof reach_text, "%.3g (%.0f%%)", reach, 100 * reach / scratch_reach);
+    if (!std::isnan(reach))
+      std::snprintf(reach_text, sizeof reach_text, "%.3g (%.0f%%)", reach, 100 * reach / scratch_reach);
     std::printf("%-24s %10.4f %10.4f %10.4f %12.3g %14s\n", run.name.c_str(), run.before_growth, run.after_growth,
                 final_loss, run.flops, reach_text);
     json += std::string(i ? ",\n" : "") + "    {\"name\": " + quoted(run.name) +
             ", \"loss_before_growth\": " + number(run.before_growth) +
-            ", \"loss_after_growth\": " + number(run.after_growth) + ", \"final_validation_loss\": " +
-            number(final_loss) + ", \"total_flops\": " + number(run.flops) +
+            ", \"loss_after_growth\": " + number(run.after_growth) +
+            ", \"final_validation_loss\": " + number(final_loss) + ", \"total_flops\": " + number(run.flops) +
             ", \"flops_to_reach_scratch_final\": " + number(reach) + "}";
     PlotSeries line{run.name, {}, {}, run.name == scratch.name ? "#1f77b4" : colors[i % 7], run.name == scratch.name};
     for (const auto& p : run.curve) {

@@ -196,9 +196,10 @@ int command_grow(int argc, char** argv) {
   args.erase(std::remove_if(args.begin() + 2, args.end(),
                             [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
              args.end());
-  const auto options = parse_options(static_cast<int>(args.size()), args.data(),
-                                     {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed", "layers"},
-                                     {"weights", "config", "out"});
+  const auto options = parse_options(
+      static_cast<int>(args.size()), args.data(),
+      {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed", "layers"},
+      {"weights", "config", "out"});
   GrowthSpec spec;
   spec.qkv = parse_growth(options, "qkv");
   spec.proj = parse_growth(options, "proj");

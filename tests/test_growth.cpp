@@ -330,8 +330,9 @@ TEST_CASE("tokenformer-cli grow writes a grown checkpoint and config that comput
     CHECK(test_util::max_abs_diff(std::vector<double>(a.data(), a.data() + a.size()),
                                   std::vector<double>(b.data(), b.data() + b.size())) <= 1e-11);
   }
-  for (const std::string bad : {"--ffn -3", "--ffn 3 --value-std nan", "--ffn 3 --value-std -1", "--ffn 3 --value-std x",
-                                "--ffn 3 --init zero_key", "--ffn 3 --layers 1,x", "--ffn 3 --layers 99"}) {
+  for (const std::string bad :
+       {"--ffn -3", "--ffn 3 --value-std nan", "--ffn 3 --value-std -1", "--ffn 3 --value-std x",
+        "--ffn 3 --init zero_key", "--ffn 3 --layers 1,x", "--ffn 3 --layers 99"}) {
     INFO("tokenformer-cli grow " << bad);
     CHECK(std::system((grow_command + " " + bad + " 2>/dev/null").c_str()) != 0);
   }
@@ -383,18 +384,6 @@ TEST_CASE("zero_keys growth with a pinned scale preserves the model's function o
         INFO(to_string(kind) << ", growing " << c.name << (freeze_old ? ", old tokens frozen" : ""));
         auto model = random_model<DoubleModel>(small_config(kind), 11);
         const auto before = logits_of(model);
-        {  // mean_values: zero keys too, so the same function
-          auto other = random_model<DoubleModel>(small_config(kind), 11);
-          GrowthSpec spec;
-          spec.qkv = c.qkv;
-          spec.proj = c.proj;
-          spec.ffn = c.ffn;
-          spec.init = TokenInit::mean_values;
-          spec.pin_scale = true;
-          spec.freeze_old = freeze_old;
-          grow(other, spec);
-          CHECK(test_util::max_abs_diff(logits_of(other), before) <= 1e-13);
-        }
         GrowthSpec spec;
         spec.qkv = c.qkv;
         spec.proj = c.proj;
@@ -475,31 +464,26 @@ TEST_CASE("random_keys growth is not function-preserving: new scores enter each 
     spec.pin_scale = true;
     grow(model, spec);
     CHECK(abs_sum_of_rows(model.layers[0].ffn.value_tokens(), 40) == 0.0);  // zero values ...
-    CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);       // ... and still a change
+    CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);        // ... and still a change
   }
 }
 
-TEST_CASE("under softmax, zero growth scales each output row by Z/(Z + m); mean_values adds m·n·v̄/(Z + m)",
+TEST_CASE("under softmax, zero growth scales each output row by Z/(Z + m), so nothing preserves it",
           "[growth][zero_keys]") {
   // Θ = exp(s)/Σexp(s)·n: m new tokens with zero keys add m·e⁰ = m to every row's sum Z, so with
-  // zero values each output row shrinks by Z/(Z + m), and with values v̄ (the old values' mean) it
-  // becomes (Z·out + m·n·v̄)/(Z + m). No init keeps it (exp(s) > 0); these are the measured effects.
+  // zero values each output row shrinks by Z/(Z + m). No init keeps it (exp(s) > 0 for any key).
   const index_t din = 8, dout = 5, P = 12, m = 7, M = 6;
-  for (auto init : {TokenInit::zero, TokenInit::mean_values}) {
-    INFO(to_string(init));
+  {
     Pattention<double> p(din, dout, P, Normalization::softmax);
     Rng rng(15);
     p.initialize(rng, 0.5, 0.5);
     p.pin_scale_tokens(P);
-    std::vector<double> mean(static_cast<std::size_t>(dout), 0.0);
-    for (index_t t = 0; t < P; ++t)
-      for (index_t c = 0; c < dout; ++c) mean[c] += p.value_tokens()[t * dout + c] / static_cast<double>(P);
     Tensor<double> x(Shape{M, din}), before(Shape{M, dout}), after(Shape{M, dout});
     for (index_t i = 0; i < x.size(); ++i) x[i] = rng.normal(0.0, 1.0);
     p.forward(before, x);
     GrowthSpec spec;
-    spec.init = init;
-    grow(p, m, spec, rng, 0.0);  // value_std 0: mean_values without noise
+    spec.init = TokenInit::zero;
+    grow(p, m, spec, rng, 0.0);
     CHECK(abs_sum_of_rows(p.key_tokens(), P) == 0.0);
     p.forward(after, x);
     double worst = 0, largest_change = 0;
@@ -511,8 +495,7 @@ TEST_CASE("under softmax, zero growth scales each output row by Z/(Z + m); mean_
         z += std::exp(s);
       }
       for (index_t c = 0; c < dout; ++c) {
-        const double added = init == TokenInit::zero ? 0.0 : static_cast<double>(m * P) * mean[c];
-        const double expected = (before[r * dout + c] * z + added) / (z + static_cast<double>(m));
+        const double expected = before[r * dout + c] * z / (z + static_cast<double>(m));
         worst = std::max(worst, std::fabs(after[r * dout + c] - expected));
         largest_change = std::max(largest_change, std::fabs(after[r * dout + c] - before[r * dout + c]));
       }
@@ -524,11 +507,10 @@ TEST_CASE("under softmax, zero growth scales each output row by Z/(Z + m); mean_
 
 TEST_CASE("growth options are checked before anything grows", "[growth][zero_keys]") {
   Model model = random_model(small_config(), 16);
-  for (auto init :
-       {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys, TokenInit::mean_values})
+  for (auto init : {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys})
     CHECK(parse_token_init(to_string(init)) == init);
   CHECK(GrowthSpec{}.init == TokenInit::zero_keys);
-  CHECK_THROWS_WITH(parse_token_init("zeros"), Catch::Contains("expected zero_keys, zero, random, random_keys or mean_values"));
+  CHECK_THROWS_WITH(parse_token_init("zeros"), Catch::Contains("expected zero_keys, zero, random or random_keys"));
   for (double bad : {std::nan(""), -0.5, HUGE_VAL}) {
     GrowthSpec spec;
     spec.ffn = 4;
@@ -558,7 +540,7 @@ TEST_CASE("a model grown on one layer only saves and reloads exactly, with per-l
     REQUIRE(c.per_layer.size() == 2);
     CHECK(c.layer(0) == LayerTokens{12, 10, 40, 0, 0, 0});
     CHECK(c.layer(1) == LayerTokens{16, 10, 64, pin ? 12 : 0, 0, pin ? 40 : 0});  // proj did not grow: not pinned
-    CHECK(c.ffn_tokens == 40);  // the scalar fields are layer 0's
+    CHECK(c.ffn_tokens == 40);                                                    // the scalar fields are layer 0's
     CHECK(c.parameter_count() == model.parameter_count());
     const auto before = logits_of(model);
     io::save_weights(model, weights);
@@ -618,8 +600,7 @@ TEST_CASE("per-layer token lists in a config are checked", "[growth][io]") {
   CHECK_THROWS_WITH(model.refresh_config_from_layers(), Catch::Contains("layer 0: the query, key and value"));
 }
 
-TEST_CASE("for_each_pattention visits every Pattention with its path and role; growth selects by path",
-          "[growth]") {
+TEST_CASE("for_each_pattention visits every Pattention with its path and role; growth selects by path", "[growth]") {
   Model model = random_model(small_config(), 20);
   std::vector<std::string> paths;
   int qkv = 0, proj = 0, ffn = 0;

@@ -243,9 +243,8 @@ TEST_CASE("generate samples deterministically from a seed and greedily at temper
 }
 
 TEST_CASE("write_svg_plot keeps every label inside the picture and clips curves to y_max", "[training][report]") {
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("tokenformer_plot_" + std::to_string(::getpid()) + ".svg"))
-                               .string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("tokenformer_plot_" + std::to_string(::getpid()) + ".svg")).string();
   PlotSeries a{"a <&> b", {0, 5.6e12, 1.13e13}, {5.5, 2.0, 1.9}, "#d62728"};
   write_svg_plot(path, {a}, "title", "training FLOPs", "loss", {PlotMarker{5.6e12, "growth"}}, 2.2);
   std::ifstream in(path);

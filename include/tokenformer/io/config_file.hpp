@@ -105,8 +105,8 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
     }
     const Json::Array& list = v->as_array(key);
     if (static_cast<index_t>(list.size()) != c.num_layers)
-      throw config_error(source + ": " + std::string(key) + " has " + std::to_string(list.size()) +
-                         " entries for " + std::to_string(c.num_layers) + " layers");
+      throw config_error(source + ": " + std::string(key) + " has " + std::to_string(list.size()) + " entries for " +
+                         std::to_string(c.num_layers) + " layers");
     for (std::size_t i = 0; i < list.size(); ++i) values[i] = one(list[i]);
     return values;
   };

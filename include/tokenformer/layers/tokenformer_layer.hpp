@@ -113,8 +113,8 @@ class TokenFormerLayer {
 
  private:
   TokenFormerLayer(const ModelConfig& config, const LayerTokens& tokens, Device device)
-      : attention(config.hidden_size, config.num_heads, tokens.qkv, tokens.proj, config.rotary_pct, config.normalization,
-                  config.rotary_base, device),
+      : attention(config.hidden_size, config.num_heads, tokens.qkv, tokens.proj, config.rotary_pct,
+                  config.normalization, config.rotary_base, device),
         ffn(config.hidden_size, config.hidden_size, tokens.ffn, config.normalization, device),
         device_(device),
         hidden_size_(config.hidden_size),

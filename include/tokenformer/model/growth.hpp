@@ -44,16 +44,13 @@ namespace tokenformer {
 ///  random_keys: keys from the official initialization, values zero. The new tokens add nothing to
 ///               the outputs, but their non-zero scores enter each row's L2 norm (l2_norm_gelu,
 ///               gelu_l2_norm) or softmax sum, so every old output changes: NOT function-preserving.
-///  mean_values: keys zero, values the mean v̄ of the old value tokens plus N(0, value_std) (the noise
-///               keeps the new tokens apart: identical tokens get identical gradients and train as
-///               one). Exact under the GeLU normalizations like zero_keys; meant for softmax.
 /// Under softmax no init preserves the function: a new token j takes probability p_j = e^{s_j}/Z' > 0
-/// whatever its key, and moves each output row by p_j·(n·v_j − out); its keys' gradient is
-/// proportional to the same p_j, so a token that changes nothing also never trains. With zero keys
-/// (p_j = 1/(Z + m) per row, Z the old row's sum of exp) and zero values each row shrinks by
-/// Z/(Z + m); with values v̄ (mean_values with value_std 0) it moves by m/(Z + m)·(n·v̄ − out)
-/// instead, which vanishes where a row attends uniformly. The README's growth section has the measured effect of each init.
-enum class TokenInit { zero_keys, zero, random, random_keys, mean_values };
+/// whatever its key, and moves each output row by p_j·(n·v_j − out); its key's gradient is
+/// proportional to the same p_j, so a token that changes nothing also never trains (very negative
+/// keys or a per-token score offset trade the one against the other). With zero keys and zero values
+/// (p_j = 1/(Z + m) per row, Z the old row's sum of exp) each row shrinks by Z/(Z + m). The README's
+/// growth section has the measured effect of each init on a trained softmax model.
+enum class TokenInit { zero_keys, zero, random, random_keys };
 
 inline const char* to_string(TokenInit init) {
   switch (init) {
@@ -61,17 +58,14 @@ inline const char* to_string(TokenInit init) {
     case TokenInit::zero: return "zero";
     case TokenInit::random: return "random";
     case TokenInit::random_keys: return "random_keys";
-    case TokenInit::mean_values: return "mean_values";
   }
   return "unknown";
 }
 
 inline TokenInit parse_token_init(const std::string& name) {
-  for (auto init :
-       {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys, TokenInit::mean_values})
+  for (auto init : {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys})
     if (name == to_string(init)) return init;
-  throw config_error("unknown token initialization '" + name +
-                     "' (expected zero_keys, zero, random, random_keys or mean_values)");
+  throw config_error("unknown token initialization '" + name + "' (expected zero_keys, zero, random or random_keys)");
 }
 
 /// Which Pattentions grow, by how much, and how.
@@ -84,9 +78,8 @@ struct GrowthSpec {
   /// of these grow (empty: all); with `layers`, a Pattention must match both.
   std::vector<std::string> paths;
   TokenInit init = TokenInit::zero_keys;
-  /// Standard deviation of the new values under `random` and `zero_keys` (of their noise around the
-  /// old values' mean under `mean_values`); unset: the official value initialization 2/(L·√C). Must
-  /// be finite and >= 0.
+  /// Standard deviation of the new values under `random` and `zero_keys`; unset: the official value
+  /// initialization 2/(L·√C). Must be finite and >= 0.
   std::optional<double> value_std;
   bool pin_scale = false;   ///< keep Θ's √n at the count before growth (function-preserving)
   bool freeze_old = false;  ///< train only the new tokens (freeze the old ones in the optimizer)
@@ -128,23 +121,6 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
       std::vector<T> keys(static_cast<std::size_t>(count * p.input_features()), T(0));
       std::vector<T> values(static_cast<std::size_t>(count * p.output_features()));
       for (auto& v : values) v = static_cast<T>(rng.normal(0.0, value_std));
-      p.append_tokens(count, nullptr, 0.0, 0.0, keys.data(), values.data());
-      break;
-    }
-    case TokenInit::mean_values: {
-      // v̄ + N(0, value_std): the noise breaks the symmetry between the new tokens (identical tokens
-      // get identical gradients and would train as one).
-      const index_t d_out = p.output_features();
-      std::vector<T> old_values(static_cast<std::size_t>(old * d_out));
-      p.value_tokens().copy_to_host(old_values.data());
-      std::vector<double> mean(static_cast<std::size_t>(d_out), 0.0);
-      for (index_t t = 0; t < old; ++t)
-        for (index_t c = 0; c < d_out; ++c) mean[c] += static_cast<double>(old_values[t * d_out + c]);
-      std::vector<T> keys(static_cast<std::size_t>(count * p.input_features()), T(0));
-      std::vector<T> values(static_cast<std::size_t>(count * d_out));
-      for (index_t t = 0; t < count; ++t)
-        for (index_t c = 0; c < d_out; ++c)
-          values[t * d_out + c] = static_cast<T>(mean[c] / static_cast<double>(old) + rng.normal(0.0, value_std));
       p.append_tokens(count, nullptr, 0.0, 0.0, keys.data(), values.data());
       break;
     }

@@ -142,7 +142,8 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
                   px(m.x), top, px(m.x), height - bottom, px(m.x) + 4, height - bottom - 8 - 16.0 * marker_index++);
     svg += buf + escape(m.label) + "</text>\n";
   }
-  std::snprintf(buf, sizeof buf, "<clipPath id=\"frame\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n",
+  std::snprintf(buf, sizeof buf,
+                "<clipPath id=\"frame\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n",
                 left, top, width - left - right, height - top - bottom);
   svg += buf;
   int index = 0;
@@ -153,7 +154,8 @@ inline void write_svg_plot(const std::string& path, const std::vector<PlotSeries
       std::snprintf(buf, sizeof buf, "%.1f,%.1f ", px(s.x[i]), py(s.y[i]));
       points += buf;
     }
-    std::snprintf(buf, sizeof buf, "<polyline clip-path=\"url(#frame)\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+    std::snprintf(buf, sizeof buf,
+                  "<polyline clip-path=\"url(#frame)\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
                   s.color.c_str(), s.dashed ? " stroke-dasharray=\"6 4\"" : "");
     svg += buf + points + "\"/>\n";
     std::snprintf(buf, sizeof buf,
