@@ -27,7 +27,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -144,32 +146,43 @@ std::vector<std::string> split_commas(const std::string& text) {
   return parts;
 }
 
+/// The whole of `text` as an integer, or nothing (empty, trailing characters, out of range).
+std::optional<long long> whole_integer(const std::string& text) {
+  std::size_t used = 0;
+  try {
+    const long long value = std::stoll(text, &used);
+    if (!text.empty() && used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+/// The whole of `text` as a number, or nothing.
+std::optional<double> whole_number(const std::string& text) {
+  std::size_t used = 0;
+  try {
+    const double value = std::stod(text, &used);
+    if (!text.empty() && used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
 long parse_positive(const std::map<std::string, std::string>& options, const std::string& key, long fallback) {
   auto it = options.find(key);
   if (it == options.end()) return fallback;
-  std::size_t used = 0;
-  long value = 0;
-  try {
-    value = std::stol(it->second, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != it->second.size() || value <= 0) throw UsageError("--" + key + " must be a positive integer");
-  return value;
+  const auto value = whole_integer(it->second);
+  if (!value || *value <= 0 || *value > std::numeric_limits<long>::max())
+    throw UsageError("--" + key + " must be a positive integer");
+  return static_cast<long>(*value);
 }
 
 double parse_number(const std::map<std::string, std::string>& options, const std::string& key, double fallback) {
   auto it = options.find(key);
   if (it == options.end()) return fallback;
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(it->second, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != it->second.size() || !(value > 0)) throw UsageError("--" + key + " must be a positive number");
-  return value;
+  const auto value = whole_number(it->second);
+  if (!value || !(*value > 0)) throw UsageError("--" + key + " must be a positive number");
+  return *value;
 }
 
 /// "+N" or "N" -> N >= 0.
@@ -178,15 +191,9 @@ index_t parse_growth(const std::map<std::string, std::string>& options, const st
   if (it == options.end()) return 0;
   std::string text = it->second;
   if (!text.empty() && text[0] == '+') text = text.substr(1);
-  std::size_t used = 0;
-  long long value = -1;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (text.empty() || used != text.size() || value < 0) throw UsageError("--" + key + " must be +N with N >= 0");
-  return static_cast<index_t>(value);
+  const auto value = whole_integer(text);
+  if (!value || *value < 0) throw UsageError("--" + key + " must be +N with N >= 0");
+  return static_cast<index_t>(*value);
 }
 
 int command_grow(int argc, char** argv) {
@@ -208,31 +215,16 @@ int command_grow(int argc, char** argv) {
   if (options.count("layers")) {
     std::stringstream list(options.at("layers"));
     for (std::string item; std::getline(list, item, ',');) {
-      std::size_t used = 0;
-      long long layer = -1;
-      try {
-        layer = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (item.empty() || used != item.size() || layer < 0)
-        throw UsageError("--layers must be a comma-separated list of layer numbers >= 0");
-      spec.layers.push_back(static_cast<index_t>(layer));
+      const auto layer = whole_integer(item);
+      if (!layer || *layer < 0) throw UsageError("--layers must be a comma-separated list of layer numbers >= 0");
+      spec.layers.push_back(static_cast<index_t>(*layer));
     }
     if (spec.layers.empty()) throw UsageError("--layers must name at least one layer");
   }
   if (options.count("value-std")) {
-    const std::string& text = options.at("value-std");
-    std::size_t used = 0;
-    double value = NAN;
-    try {
-      value = std::stod(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || !std::isfinite(value) || value < 0)
-      throw UsageError("--value-std must be a finite number >= 0");
-    spec.value_std = value;
+    const auto value = whole_number(options.at("value-std"));
+    if (!value || !std::isfinite(*value) || *value < 0) throw UsageError("--value-std must be a finite number >= 0");
+    spec.value_std = *value;
   }
   spec.pin_scale = pin;
   spec.seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));

@@ -465,6 +465,10 @@ TEST_CASE("random_keys growth is not function-preserving: new scores enter each 
     grow(model, spec);
     CHECK(abs_sum_of_rows(model.layers[0].ffn.value_tokens(), 40) == 0.0);  // zero values ...
     CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);        // ... and still a change
+    auto other = random_model<DoubleModel>(small_config(kind), 14);
+    spec.init = TokenInit::random;
+    grow(other, spec);
+    CHECK(test_util::max_abs_diff(logits_of(other), before) > 1e-4);
   }
 }
 
