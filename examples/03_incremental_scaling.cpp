@@ -21,6 +21,7 @@
 // twice, small -> medium (64/64/256) -> large, with the same total FLOPs as a grown run: a quarter of the steps at
 // medium size, the rest at large size. Outputs in --out-dir (default scaling_out): scaling.svg (validation loss against
 // training FLOPs, growth marked), scaling.csv, summary.json.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -185,6 +186,7 @@ GrowthSpec growth_to(const ModelConfig& from, const ModelConfig& to, TokenInit i
 }  // namespace
 
 int main(int argc, char** argv) try {
+  const auto started = std::chrono::steady_clock::now();
   const Arguments args = parse(argc, argv);
   std::filesystem::create_directories(args.out_dir);
   TextCorpus corpus(TextCorpus::default_files(), 0.1);
@@ -326,8 +328,8 @@ int main(int argc, char** argv) try {
   io::write_file_atomically(args.out_dir + "/scaling.csv", [&](io::FileSink& s) { s.write(csv.data(), csv.size()); });
   const std::string summary = args.summary_json.empty() ? args.out_dir + "/summary.json" : args.summary_json;
   io::write_file_atomically(summary, [&](io::FileSink& s) { s.write(json.data(), json.size()); });
-  std::printf("wrote %s/scaling.svg, %s/scaling.csv, %s\n", args.out_dir.c_str(), args.out_dir.c_str(),
-              summary.c_str());
+  std::printf("wrote %s/scaling.svg, %s/scaling.csv, %s in %.0f s\n", args.out_dir.c_str(), args.out_dir.c_str(),
+              summary.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   for (const Run& run : runs)
     if (!std::isfinite(run.curve.back().validation_loss)) return 1;
   return 0;
