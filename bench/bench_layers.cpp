@@ -194,7 +194,8 @@ void BM_Attention(benchmark::State& state) {
                       v = random_tensor(Shape{M, C}, rng, 1.0);
   Tensor<float> out(Shape{M, C});
   for (auto _ : state) {
-    kernels::attention_forward(cpu{}, out.data(), q.data(), k.data(), v.data(), 1, T, H, C / H);
+    kernels::attention_forward(cpu{}, out.data(), nullptr, q.data(), k.data(), v.data(),
+                               kernels::AttentionShape::causal(1, T, H, C / H));
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

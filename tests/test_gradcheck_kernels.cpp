@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "attention_cases.hpp"
 #include "gradcheck.hpp"
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
@@ -123,30 +124,33 @@ TEST_CASE("gradcheck: rotary, cpu and reference", "[gradcheck][rotary]") {
     }
 }
 
-TEST_CASE("gradcheck: causal attention, cpu and reference, including more than one query block",
-          "[gradcheck][attention]") {
-  struct Shape4 {
-    index_t B, T, H, D;
-  };
-  for (auto s : {Shape4{1, 1, 1, 2}, Shape4{2, 5, 2, 4}, Shape4{1, 70, 1, 3}})
+TEST_CASE("gradcheck: attention with every mask and cross lengths, cpu and reference", "[gradcheck][attention]") {
+  std::uint64_t seed = 41;
+  for (const auto& s : test_util::attention_gradcheck_cases())
     for (bool fast : {false, true}) {
       GradCase c;
-      c.name = std::string(fast ? "cpu" : "reference") + " attention T=" + std::to_string(s.T);
-      const std::size_t n = static_cast<std::size_t>(s.B * s.T * s.H * s.D);
-      c.inputs = {random_vector<double>(n, 41), random_vector<double>(n, 42), random_vector<double>(n, 43)};
+      c.name = std::string(fast ? "cpu" : "reference") + " attention " + s.describe();
+      const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
+                 nk = static_cast<std::size_t>(s.key_rows() * s.width());
+      c.inputs = {random_vector<double>(nq, seed), random_vector<double>(nk, seed + 1),
+                  random_vector<double>(nk, seed + 2)};
+      seed += 3;
       c.forward = [=](const Inputs& in) {
-        Vector out(n);
-        kernels::reference::attention_forward(out.data(), in[0].data(), in[1].data(), in[2].data(), s.B, s.T, s.H, s.D);
+        Vector out(nq);
+        kernels::reference::attention_forward(out.data(), nullptr, in[0].data(), in[1].data(), in[2].data(), s);
         return out;
       };
       c.backward = [=](const Inputs& in, const Vector& dy) {
-        Vector dq(n, 5.0), dk(n, 5.0), dv(n, 5.0);  // stale values must be overwritten
-        if (fast)
+        Vector dq(nq, 5.0), dk(nk, 5.0), dv(nk, 5.0);  // stale values must be overwritten
+        if (fast) {  // the CPU backward takes the CPU forward's output and log-sum-exp
+          Vector out(nq), lse(static_cast<std::size_t>(s.lse_size()));
+          kernels::attention_forward(cpu{}, out.data(), lse.data(), in[0].data(), in[1].data(), in[2].data(), s);
           kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dy.data(), in[0].data(), in[1].data(),
-                                      in[2].data(), s.B, s.T, s.H, s.D);
-        else
+                                      in[2].data(), out.data(), lse.data(), s);
+        } else {
           kernels::reference::attention_backward(dq.data(), dk.data(), dv.data(), dy.data(), in[0].data(), in[1].data(),
-                                                 in[2].data(), s.B, s.T, s.H, s.D);
+                                                 in[2].data(), s);
+        }
         return Inputs{dq, dk, dv};
       };
       require_gradients_match(c);
@@ -223,11 +227,13 @@ TEMPLATE_TEST_CASE("backward kernels: cpu matches reference in float on larger s
     const std::size_t n = static_cast<std::size_t>(B * T * H * D);
     const auto q = random_vector<TestType>(n, 1), k = random_vector<TestType>(n, 2), v = random_vector<TestType>(n, 3),
                dout = random_vector<TestType>(n, 4);
-    std::vector<TestType> a(n), b(n), c(n), ra(n), rb(n), rc(n);
-    kernels::attention_backward(cpu{}, a.data(), b.data(), c.data(), dout.data(), q.data(), k.data(), v.data(), B, T, H,
-                                D);
+    std::vector<TestType> a(n), b(n), c(n), ra(n), rb(n), rc(n), out(n), lse(static_cast<std::size_t>(B * H * T));
+    const auto shape = kernels::AttentionShape::causal(B, T, H, D);
+    kernels::attention_forward(cpu{}, out.data(), lse.data(), q.data(), k.data(), v.data(), shape);
+    kernels::attention_backward(cpu{}, a.data(), b.data(), c.data(), dout.data(), q.data(), k.data(), v.data(),
+                                out.data(), lse.data(), shape);
     kernels::reference::attention_backward(ra.data(), rb.data(), rc.data(), dout.data(), q.data(), k.data(), v.data(),
-                                           B, T, H, D);
+                                           shape);
     CHECK(test_util::max_scaled_diff(a, ra) <= tol);
     CHECK(test_util::max_scaled_diff(b, rb) <= tol);
     CHECK(test_util::max_scaled_diff(c, rc) <= tol);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "attention_cases.hpp"
 #include "test_util.hpp"
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
@@ -170,21 +171,31 @@ TEST_CASE("rotary by hand: position p rotates the pair (x_j, x_j+r) by p·θ_j",
   CHECK(x[7] == Approx(std::cos(0.01)));   // x3 cos + x1 sin
 }
 
-TEMPLATE_TEST_CASE("attention matches the reference, including sequences longer than one block", "[kernels][attention]",
-                   float, double) {
+TEMPLATE_TEST_CASE("attention matches the reference for every mask, cross lengths and many groups",
+                   "[kernels][attention]", float, double) {
   std::uint64_t seed = 400;
-  struct Case {
-    index_t B, T, H, D;
-  };
-  for (auto c : {Case{1, 1, 1, 1}, Case{2, 5, 3, 4}, Case{1, 64, 2, 8}, Case{2, 65, 2, 16}, Case{1, 150, 3, 12}}) {
-    const std::size_t n = static_cast<std::size_t>(c.B * c.T * c.H * c.D);
-    const auto q = random_vector<TestType>(n, seed++), k = random_vector<TestType>(n, seed++),
-               v = random_vector<TestType>(n, seed++);
-    std::vector<TestType> fast(n), ref(n);
-    kernels::attention_forward(cpu{}, fast.data(), q.data(), k.data(), v.data(), c.B, c.T, c.H, c.D);
-    kernels::reference::attention_forward(ref.data(), q.data(), k.data(), v.data(), c.B, c.T, c.H, c.D);
-    INFO("B=" << c.B << " T=" << c.T << " H=" << c.H << " D=" << c.D);
+  for (const auto& s : test_util::attention_cases()) {
+    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
+               nk = static_cast<std::size_t>(s.key_rows() * s.width());
+    const auto q = random_vector<TestType>(nq, seed++), k = random_vector<TestType>(nk, seed++),
+               v = random_vector<TestType>(nk, seed++), dout = random_vector<TestType>(nq, seed++);
+    std::vector<TestType> fast(nq, TestType(7)), ref(nq), lse(static_cast<std::size_t>(s.lse_size()), TestType(7)),
+        ref_lse(lse.size());
+    kernels::attention_forward(cpu{}, fast.data(), lse.data(), q.data(), k.data(), v.data(), s);
+    kernels::reference::attention_forward(ref.data(), ref_lse.data(), q.data(), k.data(), v.data(), s);
+    INFO(s.describe());
     CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
+    CHECK(max_scaled_diff(lse, ref_lse) <= tolerance<TestType>() * 4);
+    // The backward from the forward's output and log-sum-exp against the reference's recomputation.
+    std::vector<TestType> dq(nq, TestType(5)), dk(nk, TestType(5)), dv(nk, TestType(5)), rq(nq), rk(nk), rv(nk);
+    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                fast.data(), lse.data(), s);
+    kernels::reference::attention_backward(rq.data(), rk.data(), rv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                           s);
+    const double backward_tol = std::is_same<TestType, float>::value ? 1e-4 : 1e-10;
+    CHECK(max_scaled_diff(dq, rq) <= backward_tol);
+    CHECK(max_scaled_diff(dk, rk) <= backward_tol);
+    CHECK(max_scaled_diff(dv, rv) <= backward_tol);
   }
 }
 
@@ -192,9 +203,111 @@ TEST_CASE("attention is causal: the first position sees only itself", "[kernels]
   const index_t T = 4, D = 2;
   const auto q = random_vector<float>(T * D, 1), k = random_vector<float>(T * D, 2), v = random_vector<float>(T * D, 3);
   std::vector<float> out(T * D);
-  kernels::attention_forward(cpu{}, out.data(), q.data(), k.data(), v.data(), 1, T, 1, D);
+  kernels::attention_forward(cpu{}, out.data(), nullptr, q.data(), k.data(), v.data(),
+                             kernels::AttentionShape::causal(1, T, 1, D));
   CHECK(out[0] == v[0]);
   CHECK(out[1] == v[1]);
+}
+
+TEST_CASE("attention masks by hand and by their defining identities", "[kernels][attention]") {
+  using kernels::AttentionMask;
+  using kernels::AttentionShape;
+  namespace ref = kernels::reference;
+  SECTION("bidirectional, one query and two keys, computed by hand") {
+    const std::vector<double> q{2.0}, k{0.5, -1.0}, v{3.0, 7.0};
+    std::vector<double> out(1), lse(1);
+    const AttentionShape s{1, 1, 2, 1, 1, AttentionMask::none, 1, 1};
+    kernels::attention_forward(cpu{}, out.data(), lse.data(), q.data(), k.data(), v.data(), s);
+    const double e0 = std::exp(1.0), e1 = std::exp(-2.0);
+    CHECK(out[0] == Approx((e0 * 3.0 + e1 * 7.0) / (e0 + e1)).epsilon(1e-14));
+    CHECK(lse[0] == Approx(std::log(e0 + e1)).epsilon(1e-14));
+  }
+  const index_t T = 12, H = 2, D = 3, C = H * D;
+  const auto q = random_vector<double>(static_cast<std::size_t>(T * C), 11),
+             k = random_vector<double>(static_cast<std::size_t>(T * C), 12),
+             v = random_vector<double>(static_cast<std::size_t>(T * C), 13);
+  std::vector<double> causal(q.size());
+  ref::attention_forward(causal.data(), nullptr, q.data(), k.data(), v.data(), AttentionShape::causal(1, T, H, D));
+  SECTION("end-aligned causal cross-attention is the last rows of causal self-attention (a KV cache)") {
+    const index_t P = 5;
+    const std::vector<double> last_q(q.end() - P * C, q.end());
+    for (bool fast : {false, true}) {
+      std::vector<double> out(static_cast<std::size_t>(P * C));
+      const AttentionShape s{1, P, T, H, D, AttentionMask::causal, 1, 1};
+      if (fast)
+        kernels::attention_forward(cpu{}, out.data(), nullptr, last_q.data(), k.data(), v.data(), s);
+      else
+        ref::attention_forward(out.data(), nullptr, last_q.data(), k.data(), v.data(), s);
+      CHECK(max_scaled_diff(out, std::vector<double>(causal.end() - P * C, causal.end())) <= 1e-14);
+    }
+  }
+  SECTION("block-causal with blocks of one is causal; with one block it is bidirectional") {
+    std::vector<double> out(q.size()), none(q.size());
+    ref::attention_forward(out.data(), nullptr, q.data(), k.data(), v.data(),
+                           AttentionShape{1, T, T, H, D, AttentionMask::block_causal, 1, 1});
+    CHECK(max_scaled_diff(out, causal) == 0.0);
+    ref::attention_forward(out.data(), nullptr, q.data(), k.data(), v.data(),
+                           AttentionShape{1, T, T, H, D, AttentionMask::block_causal, T, T});
+    ref::attention_forward(none.data(), nullptr, q.data(), k.data(), v.data(),
+                           AttentionShape{1, T, T, H, D, AttentionMask::none, 1, 1});
+    CHECK(max_scaled_diff(out, none) == 0.0);
+    CHECK(max_scaled_diff(out, causal) > 1e-3);  // the masks do differ
+  }
+  SECTION("block-causal: query block i is unchanged by keys after block i, changed by keys inside it") {
+    const AttentionShape s{1, T, T, H, D, AttentionMask::block_causal, 4, 4};
+    std::vector<double> base(q.size()), changed(q.size());
+    kernels::attention_forward(cpu{}, base.data(), nullptr, q.data(), k.data(), v.data(), s);
+    auto v2 = v;
+    for (index_t d = 0; d < C; ++d) v2[static_cast<std::size_t>(7 * C + d)] += 1.0;  // key 7: block 1
+    kernels::attention_forward(cpu{}, changed.data(), nullptr, q.data(), k.data(), v2.data(), s);
+    for (index_t t = 0; t < T; ++t) {
+      double diff = 0.0;
+      for (index_t d = 0; d < C; ++d)
+        diff = std::max(
+            diff, std::abs(base[static_cast<std::size_t>(t * C + d)] - changed[static_cast<std::size_t>(t * C + d)]));
+      INFO("query " << t);
+      if (t < 4)
+        CHECK(diff == 0.0);
+      else
+        CHECK(diff > 1e-6);  // queries 4..7 see key 7 although it is after some of them
+    }
+  }
+  SECTION("bidirectional attention does not depend on the order of the keys") {
+    std::vector<double> out(q.size()), permuted(q.size());
+    auto k2 = k, v2 = v;
+    for (index_t u = 0; u < T; ++u)
+      for (index_t d = 0; d < C; ++d) {
+        k2[static_cast<std::size_t>(u * C + d)] = k[static_cast<std::size_t>((T - 1 - u) * C + d)];
+        v2[static_cast<std::size_t>(u * C + d)] = v[static_cast<std::size_t>((T - 1 - u) * C + d)];
+      }
+    const AttentionShape s{1, T, T, H, D, AttentionMask::none, 1, 1};
+    kernels::attention_forward(cpu{}, out.data(), nullptr, q.data(), k.data(), v.data(), s);
+    kernels::attention_forward(cpu{}, permuted.data(), nullptr, q.data(), k2.data(), v2.data(), s);
+    CHECK(max_scaled_diff(out, permuted) <= 1e-14);
+  }
+}
+
+TEST_CASE("attention rejects shapes it cannot compute", "[kernels][attention]") {
+  using kernels::AttentionMask;
+  using kernels::AttentionShape;
+  std::vector<float> x(64);
+  const auto run = [&](const AttentionShape& s) {
+    kernels::attention_forward(cpu{}, x.data(), nullptr, x.data(), x.data(), x.data(), s);
+  };
+  CHECK_THROWS_WITH(run(AttentionShape{1, 4, 3, 1, 2, AttentionMask::causal, 1, 1}),
+                    Catch::Contains("the causal mask needs keys >= queries"));
+  CHECK_THROWS_WITH(run(AttentionShape{1, 4, 0, 1, 2, AttentionMask::none, 1, 1}),
+                    Catch::Contains("queries need at least one key"));
+  CHECK_THROWS_WITH(run(AttentionShape{1, 4, 4, 1, 2, AttentionMask::block_causal, 0, 2}),
+                    Catch::Contains("query_block >= 1"));
+  CHECK_THROWS_AS(run(AttentionShape{-1, 4, 4, 1, 2, AttentionMask::none, 1, 1}), shape_error);
+  CHECK_THROWS_AS(run(AttentionShape{1, 4, 4, 1, 0, AttentionMask::none, 1, 1}), shape_error);
+  CHECK_THROWS_AS(run(AttentionShape{index_t(1) << 30, index_t(1) << 30, 4, 1, 2, AttentionMask::none, 1, 1}),
+                  shape_error);
+  CHECK_THROWS_AS(run(AttentionShape{1, 4, 4, 1, 2, static_cast<AttentionMask>(9), 1, 1}), config_error);
+  // Nothing to do is not an error.
+  CHECK_NOTHROW(run(AttentionShape{0, 4, 4, 1, 2, AttentionMask::causal, 1, 1}));
+  CHECK_NOTHROW(run(AttentionShape{1, 0, 0, 1, 2, AttentionMask::none, 1, 1}));
 }
 
 TEMPLATE_TEST_CASE("embedding matches the reference", "[kernels][embedding]", float, double) {

@@ -114,7 +114,8 @@ TEST_CASE("SelfAttention equals Pattentions + rotary + causal attention from the
     kernels::reference::rotary_forward(q.data(), B, T, H, D, rot, 10000.0, 0);
     kernels::reference::rotary_forward(k.data(), B, T, H, D, rot, 10000.0, 0);
     std::vector<double> ctx(q.size());
-    kernels::reference::attention_forward(ctx.data(), q.data(), k.data(), v.data(), B, T, H, D);
+    kernels::reference::attention_forward(ctx.data(), nullptr, q.data(), k.data(), v.data(),
+                                          kernels::AttentionShape::causal(B, T, H, D));
     INFO("rotary_pct " << rotary_pct);
     CHECK(max_scaled_diff(to_vector(out), reference_pattention(ctx, attn.proj, B * T)) <= 1e-12);
   }
@@ -146,7 +147,8 @@ TEST_CASE("TokenFormerLayer equals x + attn(LN(x)), then + ffn(LN(·)), from ref
     kernels::reference::rotary_forward(q.data(), B, T, 2, 16, config.rotary_dims(), 10000.0, 0);
     kernels::reference::rotary_forward(k.data(), B, T, 2, 16, config.rotary_dims(), 10000.0, 0);
     std::vector<double> ctx(q.size());
-    kernels::reference::attention_forward(ctx.data(), q.data(), k.data(), v.data(), B, T, 2, 16);
+    kernels::reference::attention_forward(ctx.data(), nullptr, q.data(), k.data(), v.data(),
+                                          kernels::AttentionShape::causal(B, T, 2, 16));
     return reference_pattention(ctx, layer.attention.proj, M);
   };
   std::vector<double> normed(x.size()), h(x.size()), expected(x.size());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../attention_cases.hpp"
 #include "../gradcheck.hpp"
 #include "tokenformer/tokenformer.hpp"
 
@@ -83,7 +84,8 @@ TEMPLATE_TEST_CASE("cuda tensors: zero-filled growth, reserve, copies and moves"
 TEST_CASE("cuda errors name the call", "[cuda][errors]") {
   CHECK_THROWS_WITH(Gpu::create(1 << 20), Catch::Contains("GPU 1048576 was asked for"));
   Tensor<float, Gpu> x(Shape{1, 300});
-  CHECK_THROWS_AS(kernels::attention_forward(Gpu{}, x.data(), x.data(), x.data(), x.data(), 1, 1, 1, 300),
+  CHECK_THROWS_AS(kernels::attention_forward(Gpu{}, x.data(), nullptr, x.data(), x.data(), x.data(),
+                                             kernels::AttentionShape::causal(1, 1, 1, 300)),
                   config_error);
   CHECK_THROWS_AS(kernels::pattention_norm_forward(Gpu{}, x.data(), x.data(), 1, 300, Normalization::dynamic, 300),
                   config_error);
@@ -226,29 +228,36 @@ TEMPLATE_TEST_CASE("cuda rotary forward and backward match the cpu, partial rota
   }
 }
 
-TEMPLATE_TEST_CASE("cuda attention forward and backward match the cpu: partial tiles, head sizes up to 256",
+TEMPLATE_TEST_CASE("cuda attention forward and backward match the cpu: every mask, partial tiles, head sizes to 256",
                    "[cuda][attention]", float, double) {
   using T = TestType;
-  struct Case {
-    index_t B, T, H, D;
-  };
-  for (auto s : {Case{1, 1, 1, 2}, Case{2, 45, 3, 16}, Case{1, 70, 2, 64}, Case{2, 33, 1, 96}, Case{1, 40, 1, 200},
-                 Case{1, 130, 2, 128}}) {
-    const std::size_t n = static_cast<std::size_t>(s.B * s.T * s.H * s.D);
-    const auto q = random_vector<T>(n, 20), k = random_vector<T>(n, 21), v = random_vector<T>(n, 22);
-    const auto dout = random_vector<T>(n, 23);
-    std::vector<T> out(n), dq(n), dk(n), dv(n);
+  auto cases = test_util::attention_cases();
+  for (index_t D : {64, 96, 128, 200}) {  // the wider heads of each kernel instantiation
+    cases.push_back(kernels::AttentionShape::causal(1, 70, 2, D));
+    cases.push_back(test_util::attention_case(2, 33, 47, 1, D, kernels::AttentionMask::none));
+    cases.push_back(test_util::attention_case(1, 40, 40, 1, D, kernels::AttentionMask::block_causal, 8, 8));
+  }
+  std::uint64_t seed = 20;
+  for (const auto& s : cases) {
+    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
+               nk = static_cast<std::size_t>(s.key_rows() * s.width()), nl = static_cast<std::size_t>(s.lse_size());
+    const auto q = random_vector<T>(nq, seed), k = random_vector<T>(nk, seed + 1), v = random_vector<T>(nk, seed + 2);
+    const auto dout = random_vector<T>(nq, seed + 3);
+    seed += 4;
+    std::vector<T> out(nq), lse(nl), dq(nq), dk(nk), dv(nk);
     auto gq = to_gpu(q), gk = to_gpu(k), gv = to_gpu(v), gdout = to_gpu(dout);
-    auto gout = to_gpu(std::vector<T>(n, T(7))), gdq = to_gpu(std::vector<T>(n, T(7))),
-         gdk = to_gpu(std::vector<T>(n, T(7))), gdv = to_gpu(std::vector<T>(n, T(7)));  // stale values
-    kernels::attention_forward(Gpu{}, gout.data(), gq.data(), gk.data(), gv.data(), s.B, s.T, s.H, s.D);
-    kernels::attention_forward(cpu{}, out.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.D);
+    auto gout = to_gpu(std::vector<T>(nq, T(7))), glse = to_gpu(std::vector<T>(nl, T(7))),
+         gdq = to_gpu(std::vector<T>(nq, T(7))), gdk = to_gpu(std::vector<T>(nk, T(7))),
+         gdv = to_gpu(std::vector<T>(nk, T(7)));  // stale values
+    kernels::attention_forward(Gpu{}, gout.data(), glse.data(), gq.data(), gk.data(), gv.data(), s);
+    kernels::attention_forward(cpu{}, out.data(), lse.data(), q.data(), k.data(), v.data(), s);
     kernels::attention_backward(Gpu{}, gdq.data(), gdk.data(), gdv.data(), gdout.data(), gq.data(), gk.data(),
-                                gv.data(), s.B, s.T, s.H, s.D);
-    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), s.B,
-                                s.T, s.H, s.D);
-    INFO("B " << s.B << " T " << s.T << " H " << s.H << " D " << s.D);
+                                gv.data(), gout.data(), glse.data(), s);
+    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                out.data(), lse.data(), s);
+    INFO(s.describe());
     CHECK(max_scaled_diff(to_host(gout), out) <= tolerance<T>);
+    CHECK(max_scaled_diff(to_host(glse), lse) <= tolerance<T>);
     CHECK(max_scaled_diff(to_host(gdq), dq) <= tolerance<T>);
     CHECK(max_scaled_diff(to_host(gdk), dk) <= tolerance<T>);
     CHECK(max_scaled_diff(to_host(gdv), dv) <= tolerance<T>);
@@ -603,28 +612,28 @@ TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention,
     };
     require_gradients_match(c);
   }
-  struct Shape4 {
-    index_t B, T, H, D;
-  };
-  for (auto s : {Shape4{2, 5, 2, 4}, Shape4{1, 70, 1, 3}}) {
-    const std::size_t n = static_cast<std::size_t>(s.B * s.T * s.H * s.D);
+  for (const auto& s : test_util::attention_gradcheck_cases()) {
+    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
+               nk = static_cast<std::size_t>(s.key_rows() * s.width());
     GradCase c;
-    c.name = "cuda attention T=" + std::to_string(s.T);
-    c.inputs = {random_vector<double>(n, 95), random_vector<double>(n, 96), random_vector<double>(n, 97)};
+    c.name = "cuda attention " + s.describe();
+    c.inputs = {random_vector<double>(nq, 95), random_vector<double>(nk, 96), random_vector<double>(nk, 97)};
     c.forward = [=](const Inputs& in) {
       return run(
           [&](auto& x, auto& out) {
-            kernels::attention_forward(Gpu{}, out.data(), x[0].data(), x[1].data(), x[2].data(), s.B, s.T, s.H, s.D);
+            kernels::attention_forward(Gpu{}, out.data(), nullptr, x[0].data(), x[1].data(), x[2].data(), s);
           },
-          in, n);
+          in, nq);
     };
     c.backward = [=](const Inputs& in, const Vector& dy) {
       std::vector<Tensor<double, Gpu>> x;
       for (const auto& v : in) x.push_back(to_gpu(v));
-      Tensor<double, Gpu> dq(Shape{index_t(n)}), dk(Shape{index_t(n)}), dv(Shape{index_t(n)});
+      Tensor<double, Gpu> dq(Shape{index_t(nq)}), dk(Shape{index_t(nk)}), dv(Shape{index_t(nk)}),
+          out(Shape{index_t(nq)}), lse(Shape{s.lse_size()});
       const auto g = to_gpu(dy);
+      kernels::attention_forward(Gpu{}, out.data(), lse.data(), x[0].data(), x[1].data(), x[2].data(), s);
       kernels::attention_backward(Gpu{}, dq.data(), dk.data(), dv.data(), g.data(), x[0].data(), x[1].data(),
-                                  x[2].data(), s.B, s.T, s.H, s.D);
+                                  x[2].data(), out.data(), lse.data(), s);
       return Inputs{to_host(dq), to_host(dk), to_host(dv)};
     };
     require_gradients_match(c, 200);

@@ -82,7 +82,9 @@ class SelfAttention {
     const index_t D = head_dim();
     kernels::rotary_forward(device_, q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     kernels::rotary_forward(device_, k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
-    kernels::attention_forward(device_, context_.data(), q_.data(), k_.data(), v_.data(), B, T_len, num_heads_, D);
+    lse_.resize(Shape{B, num_heads_, T_len});
+    kernels::attention_forward(device_, context_.data(), lse_.data(), q_.data(), k_.data(), v_.data(),
+                               kernels::AttentionShape::causal(B, T_len, num_heads_, D));
     proj.forward(out, context_, accumulate);  // (B*T, C)
     last_B_ = B;
     last_T_ = T_len;
@@ -101,7 +103,8 @@ class SelfAttention {
     for (auto* t : {&d_q_, &d_k_, &d_v_, &d_context_}) t->resize(expected);
     proj.backward(d_context_, d_out, context_);  // (B*T, C)
     kernels::attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(), k_.data(),
-                                v_.data(), B, T_len, num_heads_, D);
+                                v_.data(), context_.data(), lse_.data(),
+                                kernels::AttentionShape::causal(B, T_len, num_heads_, D));
     kernels::rotary_backward(device_, d_q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     kernels::rotary_backward(device_, d_k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     query.backward(d_x, d_q_, x, accumulate);
@@ -115,6 +118,7 @@ class SelfAttention {
   double rotary_base_ = 10000.0;
   index_t last_B_ = 0, last_T_ = 0, last_offset_ = 0;
   Tensor<T, Device> q_, k_, v_, context_;          // (B*T, C) activation cache (q, k after rotary)
+  Tensor<T, Device> lse_;                          // (B, H, T) log-sum-exp of each attention row
   Tensor<T, Device> d_q_, d_k_, d_v_, d_context_;  // (B*T, C) backward scratch
 };
 

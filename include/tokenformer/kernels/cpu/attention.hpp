@@ -1,9 +1,13 @@
-// tokenformer/kernels/cpu/attention.hpp: causal multi-head attention on the CPU.
+// tokenformer/kernels/cpu/attention.hpp: multi-head attention on the CPU, with every mask of
+// kernels/attention_shape.hpp (causal, bidirectional, cross, block-causal; many groups per call).
 //
-// Over the reference: work split into (batch, head, block of 64 queries) tasks run in parallel with
-// OpenMP; each task computes its [64, t_end] score block with one Eigen GEMM (single-threaded inside
-// the parallel region), a vectorizable masked softmax, and one GEMM with V. No [T, T] matrix per
-// head is stored: each thread owns one [64, T] scratch block.
+// Over the reference: the forward splits the work into (group, head, block of 64 queries) tasks run
+// in parallel with OpenMP; each task computes its [64, visible keys] score block with one Eigen GEMM
+// (single-threaded inside the parallel region), a softmax vectorized with xsimd (exp included), and
+// one GEMM with V, and keeps each row's log-sum-exp. No [Tq, Tk] matrix per head is stored: each
+// thread owns one [64, Tk] scratch block. The backward rebuilds each block's probabilities from the
+// saved log-sum-exp (one GEMM and one exp per entry, no max or sum pass) and uses Δ = rowsum(dO ⊙ O)
+// from the saved output, as flash attention does.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +18,8 @@
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/eigen.hpp"
 #include "tokenformer/core/tensor.hpp"
+#include "tokenformer/kernels/attention_shape.hpp"
+#include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
 
@@ -42,109 +48,145 @@ void for_each_task(index_t tasks, bool parallel, std::size_t scratch_size, const
   for (index_t task = 0; task < tasks; ++task) run(task, scratch);
 }
 
-/// Softmax over each of `rows` score rows of length `keys`, where row i is query t0 + i and sees
-/// keys 0..t0+i; masked entries become 0.
+/// Softmax over row[0, valid) in place (xsimd exp); zeros row[valid, total). Returns the row's
+/// log-sum-exp. valid >= 1.
 template <class T>
-void causal_softmax_rows(T* scores, index_t rows, index_t keys, index_t t0) {
-  for (index_t i = 0; i < rows; ++i) {
-    T* row = scores + i * keys;
-    const index_t valid = t0 + i + 1;
-    T max = row[0];
-    for (index_t j = 1; j < valid; ++j) max = std::max(max, row[j]);
-    T sum = T(0);
-    for (index_t j = 0; j < valid; ++j) {
-      row[j] = std::exp(row[j] - max);
-      sum += row[j];
-    }
-    const T inv = T(1) / sum;
-    for (index_t j = 0; j < valid; ++j) row[j] *= inv;
-    for (index_t j = valid; j < keys; ++j) row[j] = T(0);
+T softmax_prefix(T* row, index_t valid, index_t total) {
+  using batch = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(batch::size);
+  const T max = simd::max(row, valid);
+  const batch m(max);
+  const index_t end = valid - valid % W;
+  batch acc(T(0));
+  for (index_t j = 0; j < end; j += W) {
+    const batch e = xsimd::exp(batch::load_unaligned(row + j) - m);
+    e.store_unaligned(row + j);
+    acc += e;
   }
+  T sum = xsimd::hadd(acc);
+  for (index_t j = end; j < valid; ++j) {
+    row[j] = std::exp(row[j] - max);
+    sum += row[j];
+  }
+  simd::scale(row, row, T(1) / sum, valid);
+  std::fill(row + valid, row + total, T(0));
+  return max + std::log(sum);
 }
+
+/// row[j] = exp(row[j] − lse) for j < valid (the probabilities of a row whose log-sum-exp is known);
+/// zeros row[valid, total).
+template <class T>
+void probabilities_from_lse(T* row, T lse, index_t valid, index_t total) {
+  using batch = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(batch::size);
+  const batch l(lse);
+  const index_t end = valid - valid % W;
+  for (index_t j = 0; j < end; j += W) xsimd::exp(batch::load_unaligned(row + j) - l).store_unaligned(row + j);
+  for (index_t j = end; j < valid; ++j) row[j] = std::exp(row[j] - lse);
+  std::fill(row + valid, row + total, T(0));
+}
+
+/// Whether a call is worth an OpenMP team: more than one task and about a million multiply-adds.
+inline bool attention_parallel(index_t tasks, const AttentionShape& s) {
+  const double work = static_cast<double>(s.batch) * static_cast<double>(s.heads) * static_cast<double>(s.queries) *
+                      static_cast<double>(s.keys) * static_cast<double>(s.head_dim);
+  return tasks > 1 && work > double(1 << 20);
+}
+
+constexpr index_t attention_query_block = 64;
 
 }  // namespace detail
 
-/// Causal softmax attention with scale 1/√D; same contract as reference::attention_forward.
+/// Softmax attention with scale 1/√D and the mask of `s`; writes out and (unless null) lse. The
+/// contract of reference::attention_forward.
 template <class T>
-void attention_forward(const cpu&, T* out,                  // (B*T, H*D)
-                       const T* q, const T* k, const T* v,  // (B*T, H*D) each
-                       index_t B, index_t T_len, index_t H, index_t D) {
+void attention_forward(const cpu&, T* out, non_deduced<T>* lse,  // (batch*Tq, H*D), (batch, H, Tq) or null
+                       const T* q, const T* k, const T* v,       // (batch*Tq, H*D), (batch*Tk, H*D) x2
+                       const AttentionShape& s) {
+  check_attention_shape(s);
   using Stride = Eigen::OuterStride<>;
   using In = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Stride>;
   using Out = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Stride>;
-  constexpr index_t block = 64;
-  const index_t C = H * D;
-  const index_t blocks = (T_len + block - 1) / block;
-  const index_t tasks = B * H * blocks;
+  constexpr index_t block = detail::attention_query_block;
+  const index_t C = s.width(), D = s.head_dim, H = s.heads;
+  const index_t blocks = (s.queries + block - 1) / block;
+  const index_t tasks = s.batch * H * blocks;
+  if (tasks == 0) return;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
   const auto run = [&](index_t task, std::vector<T>& scratch) {
-    // Later query blocks have more keys: walk blocks from the last so the big ones start first.
+    // Later query blocks may see more keys: walk blocks from the last so the big ones start first.
     const index_t blk = blocks - 1 - task % blocks;
     const index_t h = (task / blocks) % H;
-    const index_t b = task / (blocks * H);
-    const index_t t0 = blk * block, t1 = std::min(T_len, t0 + block);
-    const index_t rows = t1 - t0, keys = t1;
-    const T* base_q = q + (b * T_len + t0) * C + h * D;
-    const T* base_k = k + (b * T_len) * C + h * D;
-    const T* base_v = v + (b * T_len) * C + h * D;
-    In Q(base_q, rows, D, Stride(C)), K(base_k, keys, D, Stride(C)), V(base_v, keys, D, Stride(C));
+    const index_t g = task / (blocks * H);
+    const index_t t0 = blk * block, t1 = std::min(s.queries, t0 + block);
+    const index_t rows = t1 - t0, keys = s.visible_end(t1 - 1);
+    In Q(q + (g * s.queries + t0) * C + h * D, rows, D, Stride(C));
+    In K(k + g * s.keys * C + h * D, keys, D, Stride(C)), V(v + g * s.keys * C + h * D, keys, D, Stride(C));
     Out S(scratch.data(), rows, keys, Stride(keys));
     S.noalias() = scale * Q * K.transpose();
-    detail::causal_softmax_rows(scratch.data(), rows, keys, t0);
-    Out O(out + (b * T_len + t0) * C + h * D, rows, D, Stride(C));
+    for (index_t i = 0; i < rows; ++i) {
+      const T row_lse = detail::softmax_prefix(scratch.data() + i * keys, s.visible_end(t0 + i), keys);
+      if (lse != nullptr) lse[(g * H + h) * s.queries + t0 + i] = row_lse;
+    }
+    Out O(out + (g * s.queries + t0) * C + h * D, rows, D, Stride(C));
     O.noalias() = S * V;
   };
-  detail::for_each_task<T>(tasks, tasks > 1 && T_len * D > 4096,
-                           static_cast<std::size_t>(std::min(block, T_len) * T_len), run);
+  detail::for_each_task<T>(tasks, detail::attention_parallel(tasks, s),
+                           static_cast<std::size_t>(std::min(block, s.queries) * s.keys), run);
 }
 
-/// Gradient of attention_forward; same contract as reference::attention_backward.
-/// Over the reference: one task per (batch, head) in parallel; within it, blocks of 64 queries
-/// recompute their probabilities with one GEMM (no [T, T] matrix saved by the forward) and update
-/// dq, dk, dv with four GEMMs.
+/// Gradient of attention_forward: overwrites dq, dk, dv, given the forward's inputs, its output and
+/// its log-sum-exp. Same result as reference::attention_backward (which recomputes everything).
+/// One task per (group, head) in parallel; within it, blocks of 64 queries rebuild their
+/// probabilities from lse with one GEMM and update dq, dk, dv with four GEMMs.
 template <class T>
-void attention_backward(const cpu&, T* dq, T* dk, T* dv,     // (B*T, H*D) each
-                        const T* dout,                       // (B*T, H*D)
-                        const T* q, const T* k, const T* v,  // (B*T, H*D) each
-                        index_t B, index_t T_len, index_t H, index_t D) {
+void attention_backward(const cpu&, T* dq, T* dk, T* dv,     // like q, k, v
+                        const T* dout,                       // like q
+                        const T* q, const T* k, const T* v,  // as given to the forward
+                        const T* out, const T* lse,          // the forward's results
+                        const AttentionShape& s) {
+  check_attention_shape(s);
   using Stride = Eigen::OuterStride<>;
   using In = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Stride>;
   using Out = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Stride>;
-  constexpr index_t block = 64;
-  const index_t C = H * D;
-  const index_t tasks = B * H;
+  constexpr index_t block = detail::attention_query_block;
+  const index_t C = s.width(), D = s.head_dim, H = s.heads;
+  const index_t tasks = s.batch * H;
+  if (tasks == 0) return;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  const std::size_t block_size = static_cast<std::size_t>(std::min(block, T_len) * T_len);
+  const std::size_t block_size = static_cast<std::size_t>(std::min(block, s.queries) * s.keys);
   const auto run = [&](index_t task, std::vector<T>& scratch) {
     T* const probs_data = scratch.data();
     T* const dprobs_data = scratch.data() + block_size;
-    const index_t h = task % H, b = task / H;
-    const index_t offset = b * T_len * C + h * D;
-    Out dK(dk + offset, T_len, D, Stride(C)), dV(dv + offset, T_len, D, Stride(C));
+    const index_t h = task % H, g = task / H;
+    const index_t q_offset = g * s.queries * C + h * D, k_offset = g * s.keys * C + h * D;
+    const T* row_lse = lse + (g * H + h) * s.queries;
+    Out dK(dk + k_offset, s.keys, D, Stride(C)), dV(dv + k_offset, s.keys, D, Stride(C));
     dK.setZero();
     dV.setZero();
-    for (index_t t0 = 0; t0 < T_len; t0 += block) {
-      const index_t t1 = std::min(T_len, t0 + block), rows = t1 - t0, keys = t1;
-      In Q(q + offset + t0 * C, rows, D, Stride(C)), K(k + offset, keys, D, Stride(C)),
-          V(v + offset, keys, D, Stride(C)), dO(dout + offset + t0 * C, rows, D, Stride(C));
+    for (index_t t0 = 0; t0 < s.queries; t0 += block) {
+      const index_t t1 = std::min(s.queries, t0 + block), rows = t1 - t0, keys = s.visible_end(t1 - 1);
+      In Q(q + q_offset + t0 * C, rows, D, Stride(C)), dO(dout + q_offset + t0 * C, rows, D, Stride(C));
+      In K(k + k_offset, keys, D, Stride(C)), V(v + k_offset, keys, D, Stride(C));
       Out P(probs_data, rows, keys, Stride(keys)), dP(dprobs_data, rows, keys, Stride(keys));
       P.noalias() = scale * Q * K.transpose();
-      detail::causal_softmax_rows(probs_data, rows, keys, t0);
+      for (index_t i = 0; i < rows; ++i)
+        detail::probabilities_from_lse(probs_data + i * keys, row_lse[t0 + i], s.visible_end(t0 + i), keys);
       dV.topRows(keys).noalias() += P.transpose() * dO;  // (keys, D)
       dP.noalias() = dO * V.transpose();                 // (rows, keys)
-      for (index_t i = 0; i < rows; ++i) {               // dS = P ⊙ (dP − rowsum(dP ⊙ P)), scaled
+      for (index_t i = 0; i < rows; ++i) {               // dS = P ⊙ (dP − Δ), Δ = rowsum(dO ⊙ O); scaled
+        const index_t row = q_offset + (t0 + i) * C;
+        const T delta = simd::dot(dout + row, out + row, D);
         T* p = probs_data + i * keys;
-        T* g = dprobs_data + i * keys;
-        T dot = T(0);
-        for (index_t j = 0; j < keys; ++j) dot += p[j] * g[j];
-        for (index_t j = 0; j < keys; ++j) g[j] = p[j] * (g[j] - dot) * scale;
+        T* grad = dprobs_data + i * keys;
+        for (index_t j = 0; j < keys; ++j) grad[j] = p[j] * (grad[j] - delta) * scale;
       }
-      Out dQ(dq + offset + t0 * C, rows, D, Stride(C));
+      Out dQ(dq + q_offset + t0 * C, rows, D, Stride(C));
       dQ.noalias() = dP * K;                             // (rows, D)
       dK.topRows(keys).noalias() += dP.transpose() * Q;  // (keys, D)
     }
   };
-  detail::for_each_task<T>(tasks, tasks > 1 && T_len * D > 4096, 2 * block_size, run);
+  detail::for_each_task<T>(tasks, detail::attention_parallel(tasks, s), 2 * block_size, run);
 }
 
 }  // namespace tokenformer::kernels

@@ -1,98 +1,104 @@
-// tokenformer/kernels/reference/attention.hpp: plain causal multi-head attention, the specification
-// of kernels::attention_forward.
+// tokenformer/kernels/reference/attention.hpp: plain multi-head attention with any mask of
+// kernels/attention_shape.hpp, the specification of kernels::attention_forward/backward.
 #pragma once
 
 #include <cmath>
 #include <vector>
 
 #include "tokenformer/core/config.hpp"
+#include "tokenformer/kernels/attention_shape.hpp"
 
 namespace tokenformer::kernels::reference {
 
-/// out[b, t, h] = Σ_{u <= t} softmax_u(q[b,t,h] · k[b,u,h] / √D) · v[b,u,h], in double.
-/// q, k, v and out are [B*T, H*D] with head h in columns [h*D, (h+1)*D).
+/// out[g, t, h] = Σ_{u < visible_end(t)} softmax_u(q[g,t,h] · k[g,u,h] / √D) · v[g,u,h], in double;
+/// lse[g, h, t] = log Σ_u exp(q·k/√D) over the same keys (skipped when lse is null).
 template <class T>
-void attention_forward(T* out,                              // (B*T, H*D)
-                       const T* q, const T* k, const T* v,  // (B*T, H*D) each
-                       index_t B, index_t T_len, index_t H, index_t D) {
-  const index_t C = H * D;
+void attention_forward(T* out, non_deduced<T>* lse,         // (batch*Tq, H*D), (batch, H, Tq) or null
+                       const T* q, const T* k, const T* v,  // (batch*Tq, H*D), (batch*Tk, H*D) x2
+                       const AttentionShape& s) {
+  check_attention_shape(s);
+  const index_t C = s.width(), D = s.head_dim;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  std::vector<double> p(static_cast<std::size_t>(T_len));
-  for (index_t b = 0; b < B; ++b)
-    for (index_t h = 0; h < H; ++h)
-      for (index_t t = 0; t < T_len; ++t) {
-        const T* qt = q + (b * T_len + t) * C + h * D;
+  std::vector<double> p(static_cast<std::size_t>(s.keys));
+  for (index_t g = 0; g < s.batch; ++g)
+    for (index_t h = 0; h < s.heads; ++h)
+      for (index_t t = 0; t < s.queries; ++t) {
+        const T* qt = q + (g * s.queries + t) * C + h * D;
+        const index_t end = s.visible_end(t);
         double max = -INFINITY;
-        for (index_t u = 0; u <= t; ++u) {
-          const T* ku = k + (b * T_len + u) * C + h * D;
+        for (index_t u = 0; u < end; ++u) {
+          const T* ku = k + (g * s.keys + u) * C + h * D;
           double dot = 0.0;
           for (index_t d = 0; d < D; ++d) dot += static_cast<double>(qt[d]) * static_cast<double>(ku[d]);
           p[static_cast<std::size_t>(u)] = dot * scale;
           max = std::fmax(max, dot * scale);
         }
         double sum = 0.0;
-        for (index_t u = 0; u <= t; ++u) {
+        for (index_t u = 0; u < end; ++u) {
           p[static_cast<std::size_t>(u)] = std::exp(p[static_cast<std::size_t>(u)] - max);
           sum += p[static_cast<std::size_t>(u)];
         }
         for (index_t d = 0; d < D; ++d) {
           double acc = 0.0;
-          for (index_t u = 0; u <= t; ++u)
-            acc += p[static_cast<std::size_t>(u)] * static_cast<double>(v[(b * T_len + u) * C + h * D + d]);
-          out[(b * T_len + t) * C + h * D + d] = static_cast<T>(acc / sum);
+          for (index_t u = 0; u < end; ++u)
+            acc += p[static_cast<std::size_t>(u)] * static_cast<double>(v[(g * s.keys + u) * C + h * D + d]);
+          out[(g * s.queries + t) * C + h * D + d] = static_cast<T>(acc / sum);
         }
+        if (lse != nullptr) lse[(g * s.heads + h) * s.queries + t] = static_cast<T>(max + std::log(sum));
       }
 }
 
-/// Gradient of attention_forward, in double: overwrites dq, dk, dv.
-///   S = q·kᵀ/√D (causal), P = softmax(S), out = P·v
+/// Gradient of attention_forward, in double, recomputed from q, k, v alone: overwrites dq, dk, dv.
+///   S = q·kᵀ/√D (masked), P = softmax(S), out = P·v
 ///   dv = Pᵀ·dout;  dP = dout·vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dq = dS·k/√D;  dk = dSᵀ·q/√D
 template <class T>
-void attention_backward(T* dq, T* dk, T* dv,                 // (B*T, H*D) each
-                        const T* dout,                       // (B*T, H*D)
-                        const T* q, const T* k, const T* v,  // (B*T, H*D) each
-                        index_t B, index_t T_len, index_t H, index_t D) {
-  const index_t C = H * D;
+void attention_backward(T* dq, T* dk, T* dv,                 // like q, k, v
+                        const T* dout,                       // like q
+                        const T* q, const T* k, const T* v,  // as given to the forward
+                        const AttentionShape& s) {
+  check_attention_shape(s);
+  const index_t C = s.width(), D = s.head_dim;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  for (index_t i = 0; i < B * T_len * C; ++i) dq[i] = dk[i] = dv[i] = T(0);
-  std::vector<double> p(static_cast<std::size_t>(T_len)), dp(static_cast<std::size_t>(T_len));
-  auto at = [&](const T* base, index_t b, index_t t, index_t h, index_t d) {
-    return static_cast<double>(base[(b * T_len + t) * C + h * D + d]);
-  };
-  auto add = [&](T* base, index_t b, index_t t, index_t h, index_t d, double value) {
-    T& x = base[(b * T_len + t) * C + h * D + d];
-    x = static_cast<T>(static_cast<double>(x) + value);
-  };
-  for (index_t b = 0; b < B; ++b)
-    for (index_t h = 0; h < H; ++h)
-      for (index_t t = 0; t < T_len; ++t) {
+  for (index_t i = 0; i < s.query_rows() * C; ++i) dq[i] = T(0);
+  for (index_t i = 0; i < s.key_rows() * C; ++i) dk[i] = dv[i] = T(0);
+  std::vector<double> p(static_cast<std::size_t>(s.keys)), dp(static_cast<std::size_t>(s.keys));
+  const auto qrow = [&](index_t g, index_t t) { return (g * s.queries + t) * C; };
+  const auto krow = [&](index_t g, index_t u) { return (g * s.keys + u) * C; };
+  const auto add = [](T& x, double value) { x = static_cast<T>(static_cast<double>(x) + value); };
+  for (index_t g = 0; g < s.batch; ++g)
+    for (index_t h = 0; h < s.heads; ++h)
+      for (index_t t = 0; t < s.queries; ++t) {
+        const index_t end = s.visible_end(t), qo = qrow(g, t) + h * D;
         double max = -INFINITY;
-        for (index_t u = 0; u <= t; ++u) {
+        for (index_t u = 0; u < end; ++u) {
           double dot = 0.0;
-          for (index_t d = 0; d < D; ++d) dot += at(q, b, t, h, d) * at(k, b, u, h, d);
+          for (index_t d = 0; d < D; ++d)
+            dot += static_cast<double>(q[qo + d]) * static_cast<double>(k[krow(g, u) + h * D + d]);
           p[static_cast<std::size_t>(u)] = dot * scale;
           max = std::fmax(max, dot * scale);
         }
         double sum = 0.0;
-        for (index_t u = 0; u <= t; ++u) {
+        for (index_t u = 0; u < end; ++u) {
           p[static_cast<std::size_t>(u)] = std::exp(p[static_cast<std::size_t>(u)] - max);
           sum += p[static_cast<std::size_t>(u)];
         }
         double row = 0.0;
-        for (index_t u = 0; u <= t; ++u) {
+        for (index_t u = 0; u < end; ++u) {
           p[static_cast<std::size_t>(u)] /= sum;
-          double g = 0.0;
-          for (index_t d = 0; d < D; ++d) g += at(dout, b, t, h, d) * at(v, b, u, h, d);
-          dp[static_cast<std::size_t>(u)] = g;
-          row += g * p[static_cast<std::size_t>(u)];
+          double g_u = 0.0;
+          for (index_t d = 0; d < D; ++d)
+            g_u += static_cast<double>(dout[qo + d]) * static_cast<double>(v[krow(g, u) + h * D + d]);
+          dp[static_cast<std::size_t>(u)] = g_u;
+          row += g_u * p[static_cast<std::size_t>(u)];
         }
-        for (index_t u = 0; u <= t; ++u) {
+        for (index_t u = 0; u < end; ++u) {
           const double pu = p[static_cast<std::size_t>(u)];
           const double ds = pu * (dp[static_cast<std::size_t>(u)] - row) * scale;
+          const index_t ko = krow(g, u) + h * D;
           for (index_t d = 0; d < D; ++d) {
-            add(dv, b, u, h, d, pu * at(dout, b, t, h, d));
-            add(dq, b, t, h, d, ds * at(k, b, u, h, d));
-            add(dk, b, u, h, d, ds * at(q, b, t, h, d));
+            add(dv[ko + d], pu * static_cast<double>(dout[qo + d]));
+            add(dq[qo + d], ds * static_cast<double>(k[ko + d]));
+            add(dk[ko + d], ds * static_cast<double>(q[qo + d]));
           }
         }
       }
