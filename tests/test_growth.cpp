@@ -601,7 +601,8 @@ TEST_CASE("per-layer token lists in a config are checked", "[growth][io]") {
   // Q, K and V of one layer must agree for a config to describe the model.
   Model model = random_model(small_config(), 19);
   model.layers[0].attention.key.append_tokens(2);
-  CHECK_THROWS_WITH(model.refresh_config_from_layers(), Catch::Contains("layer 0: the query, key and value"));
+  CHECK_THROWS_WITH(model.refresh_config_from_layers(),
+                    Catch::Contains("sequential.2.attention.key: the qkv Pattentions of one layer have different"));
 }
 
 TEST_CASE("for_each_pattention visits every Pattention with its path and role; growth selects by path", "[growth]") {

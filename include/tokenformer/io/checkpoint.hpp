@@ -24,19 +24,19 @@ namespace tokenformer::io {
 inline const char* embedding_key() { return "sequential.0.word_embeddings.weight"; }
 
 /// Loads every parameter of `model` from `file`.
-template <class Config, class Device>
-void load_weights(LanguageModel<Config, Device>& model, SafetensorsReader& file) {
+template <class Config, class Device, template <class, class> class Block>
+void load_weights(LanguageModel<Config, Device, Block>& model, SafetensorsReader& file) {
   model.for_each_parameter([&](const std::string& name, auto& parameter) { file.read(name, parameter.value); });
 }
-template <class Config, class Device>
-void load_weights(LanguageModel<Config, Device>& model, const std::string& path) {
+template <class Config, class Device, template <class, class> class Block>
+void load_weights(LanguageModel<Config, Device, Block>& model, const std::string& path) {
   SafetensorsReader file(path);
   load_weights(model, file);
 }
 
 /// Saves every parameter of `model` to `path` (atomically).
-template <class Config, class Device>
-void save_weights(LanguageModel<Config, Device>& model, const std::string& path) {
+template <class Config, class Device, template <class, class> class Block>
+void save_weights(LanguageModel<Config, Device, Block>& model, const std::string& path) {
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
   writer.set_metadata("producer", "tokenformer");
@@ -46,16 +46,17 @@ void save_weights(LanguageModel<Config, Device>& model, const std::string& path)
 
 /// Reads the config at `config_path` (vocabulary size from the embedding tensor of the weights),
 /// builds the model and loads its weights.
-template <class Config = presets::Dynamic<float>, class Device = cpu>
-LanguageModel<Config, Device> load_model(const std::string& config_path, const std::string& weights_path,
-                                         Device device = {}) {
+template <class Config = presets::Dynamic<float>, class Device = cpu,
+          template <class, class> class Block = TokenFormerLayer>
+LanguageModel<Config, Device, Block> load_model(const std::string& config_path, const std::string& weights_path,
+                                                Device device = {}) {
   SafetensorsReader file(weights_path);
   const TensorInfo& embedding = file.info(embedding_key());
   if (embedding.shape.rank() != 2)
     throw file_error(weights_path + ": tensor '" + std::string(embedding_key()) + "' must be 2-D, has shape " +
                      embedding.shape.str());
   const ModelConfig config = read_config(config_path, embedding.shape[0]);
-  LanguageModel<Config, Device> model(config, device);
+  LanguageModel<Config, Device, Block> model(config, device);
   load_weights(model, file);
   return model;
 }

@@ -20,12 +20,12 @@ struct SamplingOptions {
 
 /// Appends `count` tokens sampled from the model to `prompt` (non-empty) and returns the new tokens.
 /// Each step runs the model on the last max_context tokens and samples from the last position.
-template <class Config, class Device>
-std::vector<std::int32_t> generate(LanguageModel<Config, Device>& model, std::vector<std::int32_t> prompt,
+template <class Config, class Device, template <class, class> class Block>
+std::vector<std::int32_t> generate(LanguageModel<Config, Device, Block>& model, std::vector<std::int32_t> prompt,
                                    index_t count, Rng& rng, const SamplingOptions& options = {}) {
   if (prompt.empty()) throw argument_error("generate needs a non-empty prompt");
   if (options.temperature < 0 || options.max_context <= 0) throw argument_error("bad sampling options");
-  using T = typename LanguageModel<Config, Device>::scalar;
+  using T = typename LanguageModel<Config, Device, Block>::scalar;
   const index_t V = model.vocab_size();
   std::vector<std::int32_t> produced;
   std::vector<T> last(static_cast<std::size_t>(V));

@@ -138,8 +138,8 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
 }
 
 /// Grows the selected Pattentions of `model` in place; see GrowthSpec.
-template <class Config, class Device>
-void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
+template <class Config, class Device, template <class, class> class Block>
+void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
   const auto L = static_cast<index_t>(model.layers.size());
   growth_value_std(spec, 0.0);  // a bad value_std fails before anything grows
   for (index_t layer : spec.layers)
@@ -147,7 +147,7 @@ void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
       throw argument_error("cannot grow layer " + std::to_string(layer) + ": the model has " + std::to_string(L));
   Rng rng(spec.seed);
   const double wang = 2.0 / static_cast<double>(L) / std::sqrt(static_cast<double>(model.hidden_size()));
-  using T = typename LanguageModel<Config, Device>::scalar;
+  using T = typename LanguageModel<Config, Device, Block>::scalar;
   for (index_t i = 0; i < L; ++i) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), i) == spec.layers.end()) continue;
     model.for_each_pattention_of_layer(i, [&](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
@@ -165,9 +165,9 @@ void grow(LanguageModel<Config, Device>& model, const GrowthSpec& spec) {
 /// semantics): each parameter-token tensor of the file fills the first rows of the model's (which
 /// keeps its own values in the rows after), and every other tensor must match exactly. A mismatch
 /// that growth cannot explain (hidden size, layers, vocabulary) raises file_error naming the tensor.
-template <class Config, class Device>
-void load_weights_for_growth(LanguageModel<Config, Device>& model, io::SafetensorsReader& file) {
-  using T = typename LanguageModel<Config, Device>::scalar;
+template <class Config, class Device, template <class, class> class Block>
+void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, io::SafetensorsReader& file) {
+  using T = typename LanguageModel<Config, Device, Block>::scalar;
   model.for_each_parameter([&](const std::string& name, Parameter<T, Device>& p) {
     const io::TensorInfo& info = file.info(name);
     const bool tokens = name.size() > 13 && name.compare(name.size() - 13, 13, "_param_tokens") == 0;

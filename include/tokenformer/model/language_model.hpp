@@ -1,7 +1,13 @@
-// tokenformer/model/language_model.hpp: a TokenFormer language model.
+// tokenformer/model/language_model.hpp: a language model generic over its blocks; with the default
+// block, the TokenFormer language model.
 //
-// token ids [B, T] -> embedding [B*T, C] -> num_layers TokenFormer blocks -> affine LayerNorm ->
+// token ids [B, T] -> embedding [B*T, C] -> num_layers blocks -> affine LayerNorm ->
 // logits [B, T, V] = x · Eᵀ with the embedding matrix E [V, C] tied as the output head.
+//
+// The block type is a template parameter (`Block<T, Device>`, default TokenFormerLayer): any type
+// with the members that layers/block.hpp lists works, and growth, checkpoints, copy_parameters,
+// training and generation work unchanged with it. A block names its own parameters; the model
+// prefixes them with the block's pipeline name.
 //
 // Config is one struct of static constexpr members (see core/presets.hpp); members set to `dynamic`
 // come from the ModelConfig given at construction. Parameters are visited under the official
@@ -24,18 +30,20 @@
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
+#include "tokenformer/layers/block.hpp"
 #include "tokenformer/layers/tokenformer_layer.hpp"
 
 namespace tokenformer {
 
-template <class Config, class Device = cpu>
+template <class Config, class Device = cpu, template <class, class> class Block = TokenFormerLayer>
 class LanguageModel {
   static_assert(check_static_config<Config>(), "invalid static config");
 
  public:
   using scalar = typename Config::scalar;
   using T = scalar;
-  using Layer = TokenFormerLayer<T, Device>;
+  using Layer = Block<T, Device>;
+  static_assert(check_block<Layer, T, Device>(), "see the message above: the block type lacks a member");
 
   /// A model of a fully static config, zero-initialized (call initialize() or load weights).
   explicit LanguageModel(Device device = {}) : LanguageModel(ModelConfig::from<Config>(), device) {}
@@ -54,19 +62,31 @@ class LanguageModel {
   }
 
   const ModelConfig& config() const { return config_; }
-  /// Re-reads the token counts and pinned scales of the config from the layers (after growth):
-  /// per layer (ModelConfig::per_layer) where the layers differ. Throws config_error where a layer's
-  /// Q, K and V Pattentions differ, which a config cannot describe.
+  /// Re-reads the token counts and pinned scales of the config from the layers' Pattentions (after
+  /// growth), by role: per layer (ModelConfig::per_layer) where the layers differ. A role that a
+  /// block does not have keeps the config's value. Throws config_error where two Pattentions of one
+  /// role in one layer differ (for example Q and K), which a config cannot describe.
   void refresh_config_from_layers() {
     if (layers.empty()) return;
     std::vector<LayerTokens> tokens;
     for (std::size_t i = 0; i < layers.size(); ++i) {
-      const auto& a = layers[i].attention;
-      for (const auto* p : {&a.key, &a.value})
-        if (p->tokens() != a.query.tokens() || p->pinned_scale_tokens() != a.query.pinned_scale_tokens())
-          throw config_error("layer " + std::to_string(i) +
-                             ": the query, key and value Pattentions have different token counts or pinned scales");
-      tokens.push_back(layers[i].tokens());
+      LayerTokens t = config_.layer(static_cast<index_t>(i));
+      bool seen[3] = {false, false, false};
+      for_each_pattention_of_layer(
+          static_cast<index_t>(i), [&](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
+            index_t* count = role == PattentionRole::qkv ? &t.qkv : role == PattentionRole::proj ? &t.proj : &t.ffn;
+            index_t* scale = role == PattentionRole::qkv    ? &t.qkv_scale
+                             : role == PattentionRole::proj ? &t.proj_scale
+                                                            : &t.ffn_scale;
+            bool& first = seen[static_cast<int>(role)];
+            if (first && (*count != p.tokens() || *scale != p.pinned_scale_tokens()))
+              throw config_error(path + ": the " + to_string(role) +
+                                 " Pattentions of one layer have different token counts or pinned scales");
+            *count = p.tokens();
+            *scale = p.pinned_scale_tokens();
+            first = true;
+          });
+      tokens.push_back(t);
     }
     config_.set_layers(tokens);
   }
@@ -235,7 +255,7 @@ class LanguageModel {
     final_mean_.resize(Shape{M});
     final_rstd_.resize(Shape{M});
     kernels::embedding_forward(device_, residuals_[0].data(), token_ids_.data(), word_embeddings.value.data(), M, C);
-    for (std::size_t l = 0; l < layers.size(); ++l) layers[l].forward(residuals_[l + 1], residuals_[l], B, T_len);
+    for (std::size_t l = 0; l < layers.size(); ++l) layers[l].forward(residuals_[l + 1], residuals_[l], B, T_len, 0);
     kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(),
                                 residuals_[layers.size()].data(), final_norm_weight.value.data(),
                                 final_norm_bias.value.data(), M, C, config_.layernorm_epsilon);
