@@ -1,7 +1,8 @@
 // tokenformer/kernels/kernels.hpp: the kernels of every device this translation unit can use.
 //
 // Layers include this header and call `kernels::op(device, ...)`; overload resolution on the device
-// tag picks the implementation. The CUDA kernels join when the translation unit is compiled by nvcc.
+// tag picks the implementation. kernels/device_contract.hpp lists the entry points every device
+// provides and checks them at compile time. The CUDA kernels join when the translation unit is compiled by nvcc.
 #pragma once
 
 #include "tokenformer/core/config.hpp"
@@ -9,3 +10,5 @@
 #if TOKENFORMER_CUDA_COMPILER
 #include "tokenformer/kernels/cuda.cuh"
 #endif
+// Last: the contract's checks see every device's kernels.
+#include "tokenformer/kernels/device_contract.hpp"

@@ -43,6 +43,7 @@ class LanguageModel {
   using scalar = typename Config::scalar;
   using T = scalar;
   using Layer = Block<T, Device>;
+  static_assert(kernels::check_device<Device, T>(), "see the message above: the device lacks a kernel");
   static_assert(check_block<Layer, T, Device>(), "see the message above: the block type lacks a member");
 
   /// A model of a fully static config, zero-initialized (call initialize() or load weights).
