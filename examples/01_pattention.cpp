@@ -59,7 +59,7 @@ int main() {
   // ---- 2. The three normalizations ----------------------------------------------------------------
   std::printf("\n2. Θ turns a row of P scores into P weights\n");
   std::vector<float> weights(static_cast<std::size_t>(P));
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     kernels::reference::pattention_norm_forward(weights.data(), scores.data(), 1, P, kind, P);
     char label[64];
     std::snprintf(label, sizeof label, "%s:", to_string(kind));

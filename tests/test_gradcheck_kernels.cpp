@@ -49,7 +49,7 @@ GradCase pattention_norm_case(Normalization kind, index_t rows, index_t n, index
 }  // namespace
 
 TEST_CASE("gradcheck: pattention_norm, every normalization, cpu and reference", "[gradcheck][pattention_norm]") {
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     for (auto [rows, n] : {std::array<index_t, 2>{1, 1}, {3, 5}, {4, 19}, {2, 37}}) {
       require_gradients_match(pattention_norm_case<true>(kind, rows, n, n));
       require_gradients_match(pattention_norm_case<false>(kind, rows, n, n));
@@ -238,7 +238,7 @@ TEMPLATE_TEST_CASE("backward kernels: cpu matches reference in float on larger s
     CHECK(test_util::max_scaled_diff(b, rb) <= tol);
     CHECK(test_util::max_scaled_diff(c, rc) <= tol);
   }
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     const index_t rows = 50, n = 300;
     const auto s = random_vector<TestType>(rows * n, 5, 2.0), dw = random_vector<TestType>(rows * n, 6);
     std::vector<TestType> fast(s.size()), ref(s.size());

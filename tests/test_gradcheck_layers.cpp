@@ -67,7 +67,7 @@ Vector vector_of(const Tensor<double>& t) { return Vector(t.data(), t.data() + t
 
 TEST_CASE("gradcheck: Pattention (input, key tokens, value tokens), every normalization", "[gradcheck][layers]") {
   const index_t M = 6, din = 5, dout = 4, P = 7;
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     for (bool pinned : {false, true}) {
       auto layer = std::make_shared<Pattention<double>>(din, dout, P, kind);
       randomize_and_enable(*layer, 3);
@@ -128,7 +128,7 @@ TEST_CASE("gradcheck: SelfAttention (input and all four Pattentions)", "[gradche
 
 TEST_CASE("gradcheck: TokenFormerLayer (input and all five Pattentions), every normalization", "[gradcheck][layers]") {
   const index_t B = 2, T = 4, C = 8;
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     ModelConfig config;
     config.num_layers = 1;
     config.hidden_size = C;

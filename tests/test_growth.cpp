@@ -231,7 +231,7 @@ TEST_CASE("a smaller checkpoint loads into a larger configuration; other mismatc
   larger.ffn_tokens = 64;
   Model big(larger);
   io::SafetensorsReader file(path);
-  load_weights_for_growth(big, file);
+  io::load_weights_for_growth(big, file);
   const auto& small_keys = small.layers[0].ffn.key_tokens();
   const auto& big_keys = big.layers[0].ffn.key_tokens();
   for (index_t i = 0; i < small_keys.size(); ++i) REQUIRE(big_keys[i] == small_keys[i]);
@@ -242,16 +242,16 @@ TEST_CASE("a smaller checkpoint loads into a larger configuration; other mismatc
   wider.num_heads = 4;
   Model other(wider);
   CHECK_THROWS_WITH(
-      load_weights_for_growth(other, file),
+      io::load_weights_for_growth(other, file),
       Catch::Contains("'sequential.0.word_embeddings.weight' has shape [50, 32], the model has [50, 48]"));
   ModelConfig deeper = small_config();
   deeper.num_layers = 3;
   Model deep(deeper);
-  CHECK_THROWS_WITH(load_weights_for_growth(deep, file), Catch::Contains("missing tensor 'sequential.4."));
+  CHECK_THROWS_WITH(io::load_weights_for_growth(deep, file), Catch::Contains("missing tensor 'sequential.4."));
   ModelConfig smaller = small_config();
   smaller.ffn_tokens = 20;
   Model shrunk(smaller);
-  CHECK_THROWS_WITH(load_weights_for_growth(shrunk, file), Catch::Contains("only the token count may grow"));
+  CHECK_THROWS_WITH(io::load_weights_for_growth(shrunk, file), Catch::Contains("only the token count may grow"));
   std::remove(path.c_str());
 }
 

@@ -60,7 +60,7 @@ TEST_CASE("gemm with beta = 0 ignores NaN in C", "[kernels][gemm]") {
 TEMPLATE_TEST_CASE("pattention_norm matches the reference for every normalization", "[kernels][pattention_norm]", float,
                    double) {
   std::uint64_t seed = 100;
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     for (auto [rows, n] : {std::array<index_t, 2>{1, 1}, {3, 7}, {17, 31}, {5, 64}, {9, 257}, {300, 130}}) {
       const auto scores = random_vector<TestType>(static_cast<std::size_t>(rows * n), seed++, 2.0);
       std::vector<TestType> fast(scores.size()), ref(scores.size());
@@ -114,7 +114,7 @@ TEMPLATE_TEST_CASE("pattention_norm turns an all-zero row into zeros and leaves 
 
 TEST_CASE("pattention_norm propagates NaN instead of hiding it", "[kernels][pattention_norm]") {
   std::vector<float> s{1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f}, out(3);
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     kernels::pattention_norm_forward(cpu{}, out.data(), s.data(), 1, 3, kind, 3);
     CHECK(std::isnan(out[0]));
   }

@@ -44,7 +44,7 @@ struct TwoLayers : presets::Tiny {
 
 TEST_CASE("Pattention forward equals Θ(X·Kᵀ)·V computed by the reference kernels", "[layers][pattention]") {
   Rng rng(1);
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     for (auto [M, din, dout, P] : {std::array<index_t, 4>{1, 1, 1, 1}, {5, 7, 3, 11}, {33, 64, 48, 96}}) {
       Pattention<double> p(din, dout, P, kind);
       randomize(p, rng);
@@ -74,7 +74,8 @@ TEST_CASE("Pattention rejects wrong shapes and bad construction with clear error
   Tensor<float> in_ok(Shape{3, 8}), out_bad(Shape{2, 4});
   CHECK_THROWS_WITH(p.forward(out_bad, in_ok), Catch::Contains("Pattention output has shape [2, 4], expected [3, 4]"));
   CHECK_THROWS_AS(Pattention<float>(8, 4, 0, Normalization::softmax), config_error);
-  CHECK_THROWS_AS(Pattention<float>(8, 4, 2, Normalization::dynamic), config_error);
+  CHECK_THROWS_WITH(Pattention<float>(8, 4, 2, static_cast<Normalization>(7)),
+                    Catch::Contains("Pattention: unknown normalization value 7"));
 }
 
 TEST_CASE("Appending zero tokens with a pinned scale leaves a Pattention's output unchanged", "[layers][pattention]") {

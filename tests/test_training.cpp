@@ -13,12 +13,12 @@
 
 #include "test_util.hpp"
 #include "tokenformer/core/presets.hpp"
+#include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/io/safetensors.hpp"
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
 #include "tokenformer/model/generation.hpp"
 #include "tokenformer/model/language_model.hpp"
-#include "tokenformer/train/checkpoint.hpp"
 #include "tokenformer/train/data.hpp"
 #include "tokenformer/train/optimizer.hpp"
 #include "tokenformer/train/report.hpp"

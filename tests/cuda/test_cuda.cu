@@ -87,8 +87,9 @@ TEST_CASE("cuda errors name the call", "[cuda][errors]") {
   CHECK_THROWS_AS(kernels::attention_forward(Gpu{}, x.data(), nullptr, x.data(), x.data(), x.data(),
                                              kernels::AttentionShape::causal(1, 1, 1, 300)),
                   config_error);
-  CHECK_THROWS_AS(kernels::pattention_norm_forward(Gpu{}, x.data(), x.data(), 1, 300, Normalization::dynamic, 300),
-                  config_error);
+  CHECK_THROWS_AS(
+      kernels::pattention_norm_forward(Gpu{}, x.data(), x.data(), 1, 300, static_cast<Normalization>(7), 300),
+      config_error);
 }
 
 // ---- kernels ------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ TEST_CASE("cuda gemm precisions: TF32 and BF16 round the inputs, accumulate in F
 TEMPLATE_TEST_CASE("cuda pattention_norm forward and backward match the cpu, every kind, with an all-zero row",
                    "[cuda][pattention_norm]", float, double) {
   using T = TestType;
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax})
+  for (auto kind : all_normalizations)
     for (index_t n : {7, 300, 1100})
       for (index_t scale_tokens : {n, index_t(64)}) {
         const index_t rows = 13;
@@ -405,7 +406,7 @@ TEMPLATE_TEST_CASE("cuda Pattention and TokenFormerLayer forward and backward ma
                    double) {
   using T = TestType;
   const double tol = sizeof(T) == 8 ? 1e-9 : 1e-4;
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     const ModelConfig config = small_config(kind);
     TokenFormerLayer<T, cpu> host_layer(config);
     TokenFormerLayer<T, Gpu> gpu_layer(config);
@@ -539,7 +540,7 @@ Vector run(const std::function<void(std::vector<Tensor<double, Gpu>>&, Tensor<do
 }  // namespace
 
 TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention, cross-entropy", "[cuda][gradcheck]") {
-  for (auto kind : {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm, Normalization::softmax}) {
+  for (auto kind : all_normalizations) {
     const index_t rows = 3, n = 9;
     GradCase c;
     c.name = std::string("cuda pattention_norm ") + to_string(kind);

@@ -2,8 +2,8 @@
 //
 // Two forms describe a model:
 //  * a *static* config: one struct of named `static constexpr` members, passed as a single template
-//    parameter (see presets.hpp). Any member may be `dynamic` (or Normalization::dynamic, or a
-//    negative rotary_pct) to leave it to run time. `check_static_config<Config>()` static_asserts
+//    parameter (see presets.hpp). Any member may be `dynamic` (normalization: std::nullopt; rotary_pct:
+//    negative) to leave it to run time. `check_static_config<Config>()` static_asserts
 //    every rule that the known members allow.
 //  * a *run-time* `ModelConfig`, for sizes read from a file. `validate()` applies the same rules
 //    and throws config_error. `ModelConfig::from<Config>()` converts a fully static config.
@@ -12,43 +12,18 @@
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/normalization.hpp"
 
 namespace tokenformer {
 
 /// Marks a static config member whose value is only known at run time.
 inline constexpr index_t dynamic = -1;
-
-/// The modified softmax Θ of Pattention, applied to each row of scores s = X·K_Pᵀ with n tokens.
-enum class Normalization {
-  l2_norm_gelu,  ///< gelu(s / ||s||₂ · √n): the official default.
-  gelu_l2_norm,  ///< g / ||g||₂ · √n with g = gelu(s).
-  softmax,       ///< exp(s) / Σexp(s) · n.
-  dynamic,       ///< Static-config placeholder: chosen at run time.
-};
-
-/// The official name of a normalization (`norm_activation_type` in the official configs).
-inline const char* to_string(Normalization kind) {
-  switch (kind) {
-    case Normalization::l2_norm_gelu: return "l2_norm_gelu";
-    case Normalization::gelu_l2_norm: return "gelu_l2_norm";
-    case Normalization::softmax: return "softmax";
-    case Normalization::dynamic: return "dynamic";
-  }
-  return "unknown";
-}
-
-/// Parses an official normalization name; throws config_error naming the accepted values.
-inline Normalization parse_normalization(const std::string& name) {
-  if (name == "l2_norm_gelu") return Normalization::l2_norm_gelu;
-  if (name == "gelu_l2_norm") return Normalization::gelu_l2_norm;
-  if (name == "softmax") return Normalization::softmax;
-  throw config_error("unknown norm_activation_type '" + name + "' (expected l2_norm_gelu, gelu_l2_norm or softmax)");
-}
 
 /// Number of rotary dims of a head: int(head_dim * rotary_pct), as in GPT-NeoX.
 constexpr index_t rotary_dims_of(index_t head_dim, double rotary_pct) {
@@ -156,7 +131,7 @@ struct ModelConfig {
     if (rotary_dims() % 2 != 0)
       throw config_error("rotary dims int(head_dim * rotary_pct) = " + std::to_string(rotary_dims()) +
                          " must be even (rotate-half pairs dims)");
-    if (normalization == Normalization::dynamic) throw config_error("a run-time config needs a concrete normalization");
+    check_normalization(normalization, "ModelConfig");
     if (!(layernorm_epsilon > 0.0 && std::isfinite(layernorm_epsilon)))
       throw config_error("layernorm_epsilon must be positive and finite");
     if (!(rotary_base > 0.0 && std::isfinite(rotary_base)))
@@ -198,12 +173,19 @@ struct ModelConfig {
   }
 };
 
+/// A static config's normalization: Config::normalization is a Normalization, or a
+/// std::optional<Normalization> that is std::nullopt where it is chosen at run time.
+template <class Config>
+constexpr std::optional<Normalization> static_normalization() {
+  return std::optional<Normalization>(Config::normalization);
+}
+
 /// True when every member of a static config is known at compile time.
 template <class Config>
 constexpr bool is_fully_static() {
   return Config::num_layers != dynamic && Config::hidden_size != dynamic && Config::num_heads != dynamic &&
          Config::qkv_tokens != dynamic && Config::proj_tokens != dynamic && Config::ffn_tokens != dynamic &&
-         Config::vocab_size != dynamic && Config::rotary_pct >= 0.0 && Config::normalization != Normalization::dynamic;
+         Config::vocab_size != dynamic && Config::rotary_pct >= 0.0 && static_normalization<Config>().has_value();
 }
 
 /// Compile-time checks of a static config; instantiated by every model constructor.
@@ -243,7 +225,7 @@ ModelConfig ModelConfig::from() {
   c.ffn_tokens = Config::ffn_tokens;
   c.vocab_size = Config::vocab_size;
   c.rotary_pct = Config::rotary_pct;
-  c.normalization = Config::normalization;
+  c.normalization = *static_normalization<Config>();
   c.layernorm_epsilon = Config::layernorm_epsilon;
   c.validate();
   return c;
@@ -265,8 +247,9 @@ void check_matches_static(const ModelConfig& c) {
   // Token counts are starting sizes only: a model may have grown since, so they are not compared.
   if (Config::rotary_pct >= 0.0 && Config::rotary_pct != c.rotary_pct)
     throw config_error("rotary_pct is fixed by the static config and differs from the run-time config");
-  if (Config::normalization != Normalization::dynamic && Config::normalization != c.normalization)
-    throw config_error(std::string("normalization is fixed to ") + to_string(Config::normalization) +
+  constexpr std::optional<Normalization> fixed = static_normalization<Config>();
+  if (fixed && *fixed != c.normalization)
+    throw config_error(std::string("normalization is fixed to ") + to_string(*fixed) +
                        " by the static config but the run-time config has " + to_string(c.normalization));
 }
 

@@ -4,6 +4,8 @@
 //   struct MyConfig : presets::Tiny { static constexpr index_t num_layers = 4; };
 #pragma once
 
+#include <optional>
+
 #include "tokenformer/core/model_config.hpp"
 
 namespace tokenformer::presets {
@@ -61,7 +63,7 @@ struct Dynamic {
   static constexpr index_t qkv_tokens = dynamic, proj_tokens = dynamic, ffn_tokens = dynamic;
   static constexpr index_t vocab_size = dynamic;
   static constexpr double rotary_pct = -1.0;
-  static constexpr Normalization normalization = Normalization::dynamic;
+  static constexpr std::optional<Normalization> normalization = std::nullopt;
   static constexpr double layernorm_epsilon = 1e-5;
 };
 

@@ -53,7 +53,7 @@ class Pattention {
       throw config_error("Pattention needs positive input features, output features and tokens, got " +
                          std::to_string(input_features) + ", " + std::to_string(output_features) + ", " +
                          std::to_string(tokens));
-    if (kind == Normalization::dynamic) throw config_error("Pattention needs a concrete normalization");
+    check_normalization(kind, "Pattention");
     keys_ = Parameter<T, Device>(Shape{tokens, input_features}, device);
     values_ = Parameter<T, Device>(Shape{tokens, output_features}, device);
   }

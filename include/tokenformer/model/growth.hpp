@@ -24,7 +24,6 @@
 
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/rng.hpp"
-#include "tokenformer/io/safetensors.hpp"
 #include "tokenformer/layers/pattention.hpp"
 #include "tokenformer/model/language_model.hpp"
 
@@ -159,30 +158,6 @@ void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
     });
   }
   model.refresh_config_from_layers();
-}
-
-/// Loads a checkpoint of a smaller model into `model` (the official custom_load_fn_incremental
-/// semantics): each parameter-token tensor of the file fills the first rows of the model's (which
-/// keeps its own values in the rows after), and every other tensor must match exactly. A mismatch
-/// that growth cannot explain (hidden size, layers, vocabulary) raises file_error naming the tensor.
-template <class Config, class Device, template <class, class> class Block>
-void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, io::SafetensorsReader& file) {
-  using T = typename LanguageModel<Config, Device, Block>::scalar;
-  model.for_each_parameter([&](const std::string& name, Parameter<T, Device>& p) {
-    const io::TensorInfo& info = file.info(name);
-    const bool tokens = name.size() > 13 && name.compare(name.size() - 13, 13, "_param_tokens") == 0;
-    if (info.shape == p.shape()) {
-      file.read(name, p.value);
-      return;
-    }
-    if (!tokens || info.shape.rank() != 2 || info.shape[1] != p.shape()[1] || info.shape[0] > p.shape()[0])
-      throw file_error(file.path() + ": tensor '" + name + "' has shape " + info.shape.str() + ", the model has " +
-                       p.shape().str() +
-                       (tokens ? " (only the token count may grow)" : " (only parameter tokens may grow)"));
-    std::vector<T> host(static_cast<std::size_t>(info.shape.numel()));
-    file.read(name, info.shape, host.data());
-    device_memory<Device>::copy_from_host(p.value.device(), p.value.data(), host.data(), host.size() * sizeof(T));
-  });
 }
 
 }  // namespace tokenformer

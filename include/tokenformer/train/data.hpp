@@ -1,6 +1,6 @@
-// tokenformer/train/data.hpp: byte-level tokenizer and a text corpus that yields training batches.
+// tokenformer/train/data.hpp: a text corpus that yields training batches, in the byte tokens of
+// tokenizer/byte_tokenizer.hpp.
 //
-// ByteTokenizer maps each byte to its value (0..255) and reserves id 256 for end-of-text.
 // TextCorpus reads text files (by default the English fortunes of Debian's `fortunes` package),
 // holds out the last `validation_fraction` of each file (so both splits cover every file's kind of
 // text), joins the pieces with end-of-text separators, and draws random [B, T] windows with
@@ -16,30 +16,9 @@
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/io/config_file.hpp"
+#include "tokenformer/tokenizer/byte_tokenizer.hpp"
 
 namespace tokenformer {
-
-struct ByteTokenizer {
-  static constexpr std::int32_t end_of_text = 256;
-  static constexpr std::int32_t vocab_size = 257;
-
-  static std::vector<std::int32_t> encode(const std::string& text) {
-    std::vector<std::int32_t> ids(text.size());
-    std::transform(text.begin(), text.end(), ids.begin(),
-                   [](char c) { return static_cast<std::int32_t>(static_cast<unsigned char>(c)); });
-    return ids;
-  }
-  /// Bytes of the ids below 256; end-of-text becomes '\n'. Throws on ids outside [0, 257).
-  static std::string decode(const std::vector<std::int32_t>& ids) {
-    std::string text;
-    for (auto id : ids) {
-      if (id < 0 || id > end_of_text)
-        throw argument_error("byte tokenizer: id " + std::to_string(id) + " out of range");
-      text += id == end_of_text ? '\n' : static_cast<char>(static_cast<unsigned char>(id));
-    }
-    return text;
-  }
-};
 
 /// A training batch: tokens [B, T] and next-token targets [B, T], row-major.
 struct Batch {

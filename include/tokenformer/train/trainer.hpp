@@ -18,7 +18,7 @@
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/io/atomic_file.hpp"
-#include "tokenformer/train/checkpoint.hpp"
+#include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/train/data.hpp"
 #include "tokenformer/train/optimizer.hpp"
 #include "tokenformer/train/schedule.hpp"

@@ -8,7 +8,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
-#include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/normalization.hpp"
 #include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
@@ -61,7 +61,6 @@ void pattention_norm_row(T* o, const T* s, index_t n, Normalization kind, T scal
       simd::scale(o, o, scale_tokens / sum, n);
       return;
     }
-    case Normalization::dynamic: return;  // rejected by the caller before the parallel loop
   }
 }
 
@@ -72,7 +71,7 @@ template <class T>
 void pattention_norm_forward(const cpu&, T* out,  // (R, n)
                              const T* scores,     // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
-  if (kind == Normalization::dynamic) throw config_error("pattention_norm_forward needs a concrete normalization");
+  check_normalization(kind, "pattention_norm_forward");
   const T tokens = static_cast<T>(scale_tokens);
 #if TOKENFORMER_OPENMP
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
@@ -168,7 +167,6 @@ void pattention_norm_backward_row(T* ds, const T* dw, const T* s, index_t n, Nor
       for (index_t i = end; i < n; ++i) ds[i] = N * inv * ds[i] * (dw[i] - dot);
       return;
     }
-    case Normalization::dynamic: return;  // rejected by the caller before the parallel loop
   }
 }
 
@@ -181,7 +179,7 @@ void pattention_norm_backward(const cpu&, T* d_scores,  // (R, n)
                               const T* d_weights,       // (R, n)
                               const T* scores,          // (R, n) before Θ
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
-  if (kind == Normalization::dynamic) throw config_error("pattention_norm_backward needs a concrete normalization");
+  check_normalization(kind, "pattention_norm_backward");
   const T tokens = static_cast<T>(scale_tokens);
 #if TOKENFORMER_OPENMP
 #pragma omp parallel for schedule(static) if (rows * n > 32768)

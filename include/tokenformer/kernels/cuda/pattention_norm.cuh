@@ -4,7 +4,7 @@
 // maximum and sum of exponentials) and writes the normalized, activated row in the same launch.
 #pragma once
 
-#include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/normalization.hpp"
 #include "tokenformer/kernels/cuda/common.cuh"
 
 namespace tokenformer::kernels {
@@ -120,7 +120,7 @@ template <class T>
 void pattention_norm_forward(const cuda& device, T* out,  // (R, n)
                              const T* scores,             // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
-  if (kind == Normalization::dynamic) throw config_error("pattention_norm_forward needs a concrete normalization");
+  check_normalization(kind, "pattention_norm_forward");
   if (rows == 0 || n == 0) return;
   cuda_detail::pattention_norm_forward_kernel<<<cuda_detail::blocks_for_rows(rows), cuda_detail::block_threads, 0,
                                                 device.stream()>>>(out, scores, rows, n, kind,
@@ -134,7 +134,7 @@ void pattention_norm_backward(const cuda& device, T* d_scores,  // (R, n)
                               const T* d_weights,               // (R, n)
                               const T* scores,                  // (R, n) before Θ
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
-  if (kind == Normalization::dynamic) throw config_error("pattention_norm_backward needs a concrete normalization");
+  check_normalization(kind, "pattention_norm_backward");
   if (rows == 0 || n == 0) return;
   cuda_detail::pattention_norm_backward_kernel<<<cuda_detail::blocks_for_rows(rows), cuda_detail::block_threads, 0,
                                                  device.stream()>>>(d_scores, d_weights, scores, rows, n, kind,

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "tokenformer/core/config.hpp"
-#include "tokenformer/core/model_config.hpp"
+#include "tokenformer/core/normalization.hpp"
 
 namespace tokenformer::kernels::reference {
 
@@ -24,6 +24,7 @@ template <class T>
 void pattention_norm_forward(T* out,           // (R, n)
                              const T* scores,  // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
+  check_normalization(kind, "reference::pattention_norm_forward");
   const double N = static_cast<double>(scale_tokens);
   for (index_t r = 0; r < rows; ++r) {
     const T* s = scores + r * n;
@@ -66,6 +67,7 @@ void pattention_norm_backward(T* d_scores,         // (R, n)
                               const T* d_weights,  // (R, n)
                               const T* scores,     // (R, n) before Θ
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
+  check_normalization(kind, "reference::pattention_norm_backward");
   const double N = static_cast<double>(scale_tokens);
   std::vector<double> g(static_cast<std::size_t>(n)), dw_copy(static_cast<std::size_t>(n));
   for (index_t r = 0; r < rows; ++r) {
