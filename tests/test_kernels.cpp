@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "attention_cases.hpp"
+#include "device_cases.hpp"
 #include "test_util.hpp"
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
@@ -173,30 +174,10 @@ TEST_CASE("rotary by hand: position p rotates the pair (x_j, x_j+r) by p·θ_j",
 
 TEMPLATE_TEST_CASE("attention matches the reference for every mask, cross lengths and many groups",
                    "[kernels][attention]", float, double) {
-  std::uint64_t seed = 400;
-  for (const auto& s : test_util::attention_cases()) {
-    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
-               nk = static_cast<std::size_t>(s.key_rows() * s.width());
-    const auto q = random_vector<TestType>(nq, seed++), k = random_vector<TestType>(nk, seed++),
-               v = random_vector<TestType>(nk, seed++), dout = random_vector<TestType>(nq, seed++);
-    std::vector<TestType> fast(nq, TestType(7)), ref(nq), lse(static_cast<std::size_t>(s.lse_size()), TestType(7)),
-        ref_lse(lse.size());
-    kernels::attention_forward(cpu{}, fast.data(), lse.data(), q.data(), k.data(), v.data(), s);
-    kernels::reference::attention_forward(ref.data(), ref_lse.data(), q.data(), k.data(), v.data(), s);
-    INFO(s.describe());
-    CHECK(max_scaled_diff(fast, ref) <= tolerance<TestType>() * 4);
-    CHECK(max_scaled_diff(lse, ref_lse) <= tolerance<TestType>() * 4);
-    // The backward from the forward's output and log-sum-exp against the reference's recomputation.
-    std::vector<TestType> dq(nq, TestType(5)), dk(nk, TestType(5)), dv(nk, TestType(5)), rq(nq), rk(nk), rv(nk);
-    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
-                                fast.data(), lse.data(), s);
-    kernels::reference::attention_backward(rq.data(), rk.data(), rv.data(), dout.data(), q.data(), k.data(), v.data(),
-                                           s);
-    const double backward_tol = std::is_same<TestType, float>::value ? 1e-4 : 1e-10;
-    CHECK(max_scaled_diff(dq, rq) <= backward_tol);
-    CHECK(max_scaled_diff(dk, rk) <= backward_tol);
-    CHECK(max_scaled_diff(dv, rv) <= backward_tol);
-  }
+  // Forward (output and log-sum-exp) and the backward from the forward's results, against the
+  // reference device; the same template runs the cuda device in tests/cuda/test_cuda.cu.
+  const bool single = std::is_same<TestType, float>::value;
+  device_cases::attention_matches_reference<TestType>(tolerance<TestType>() * 4, single ? 1e-4 : 1e-10, {}, cpu{});
 }
 
 TEST_CASE("attention is causal: the first position sees only itself", "[kernels][attention]") {

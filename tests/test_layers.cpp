@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "device_cases.hpp"
 #include "test_util.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/kernels/reference.hpp"
@@ -226,4 +227,11 @@ TEST_CASE("initialize draws the official distributions", "[model][init]") {
   CHECK(stddev(model.layers[1].attention.proj.value_tokens()) == Approx(2.0 / 4.0 / 16.0).epsilon(0.03));
   CHECK(model.final_norm_weight.value[0] == 1.0f);
   CHECK(model.final_norm_bias.value[0] == 0.0f);
+}
+
+TEST_CASE("the language model on the cpu matches the reference device: logits, loss, gradients, AdamW steps",
+          "[layers][model][devices]") {
+  // LanguageModel<Config, reference> runs every op on the plain reference kernels; the same template
+  // runs the cuda device in tests/cuda/test_cuda.cu.
+  device_cases::model_matches_reference(1e-10, cpu{});
 }

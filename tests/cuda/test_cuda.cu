@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../attention_cases.hpp"
+#include "../device_cases.hpp"
 #include "../gradcheck.hpp"
 #include "tokenformer/tokenformer.hpp"
 
@@ -229,40 +230,22 @@ TEMPLATE_TEST_CASE("cuda rotary forward and backward match the cpu, partial rota
   }
 }
 
-TEMPLATE_TEST_CASE("cuda attention forward and backward match the cpu: every mask, partial tiles, head sizes to 256",
-                   "[cuda][attention]", float, double) {
+TEMPLATE_TEST_CASE(
+    "cuda attention forward and backward match the reference device: every mask, partial tiles, "
+    "head sizes to 256",
+    "[cuda][attention]", float, double) {
   using T = TestType;
-  auto cases = test_util::attention_cases();
+  std::vector<kernels::AttentionShape> extra;
   for (index_t D : {64, 96, 128, 200}) {  // the wider heads of each kernel instantiation
-    cases.push_back(kernels::AttentionShape::causal(1, 70, 2, D));
-    cases.push_back(test_util::attention_case(2, 33, 47, 1, D, kernels::AttentionMask::none));
-    cases.push_back(test_util::attention_case(1, 40, 40, 1, D, kernels::AttentionMask::block_causal, 8, 8));
+    extra.push_back(kernels::AttentionShape::causal(1, 70, 2, D));
+    extra.push_back(test_util::attention_case(2, 33, 47, 1, D, kernels::AttentionMask::none));
+    extra.push_back(test_util::attention_case(1, 40, 40, 1, D, kernels::AttentionMask::block_causal, 8, 8));
   }
-  std::uint64_t seed = 20;
-  for (const auto& s : cases) {
-    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
-               nk = static_cast<std::size_t>(s.key_rows() * s.width()), nl = static_cast<std::size_t>(s.lse_size());
-    const auto q = random_vector<T>(nq, seed), k = random_vector<T>(nk, seed + 1), v = random_vector<T>(nk, seed + 2);
-    const auto dout = random_vector<T>(nq, seed + 3);
-    seed += 4;
-    std::vector<T> out(nq), lse(nl), dq(nq), dk(nk), dv(nk);
-    auto gq = to_gpu(q), gk = to_gpu(k), gv = to_gpu(v), gdout = to_gpu(dout);
-    auto gout = to_gpu(std::vector<T>(nq, T(7))), glse = to_gpu(std::vector<T>(nl, T(7))),
-         gdq = to_gpu(std::vector<T>(nq, T(7))), gdk = to_gpu(std::vector<T>(nk, T(7))),
-         gdv = to_gpu(std::vector<T>(nk, T(7)));  // stale values
-    kernels::attention_forward(Gpu{}, gout.data(), glse.data(), gq.data(), gk.data(), gv.data(), s);
-    kernels::attention_forward(cpu{}, out.data(), lse.data(), q.data(), k.data(), v.data(), s);
-    kernels::attention_backward(Gpu{}, gdq.data(), gdk.data(), gdv.data(), gdout.data(), gq.data(), gk.data(),
-                                gv.data(), gout.data(), glse.data(), s);
-    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
-                                out.data(), lse.data(), s);
-    INFO(s.describe());
-    CHECK(max_scaled_diff(to_host(gout), out) <= tolerance<T>);
-    CHECK(max_scaled_diff(to_host(glse), lse) <= tolerance<T>);
-    CHECK(max_scaled_diff(to_host(gdq), dq) <= tolerance<T>);
-    CHECK(max_scaled_diff(to_host(gdk), dk) <= tolerance<T>);
-    CHECK(max_scaled_diff(to_host(gdv), dv) <= tolerance<T>);
-  }
+  device_cases::attention_matches_reference<T>(tolerance<T>, tolerance<T>, extra, Gpu{});
+}
+
+TEST_CASE("cuda language model matches the reference device: logits, loss, gradients, AdamW steps", "[cuda][model]") {
+  device_cases::model_matches_reference(1e-10, Gpu{});
 }
 
 TEMPLATE_TEST_CASE("cuda embedding and fused cross-entropy match the cpu, repeated ids and ignored rows",

@@ -24,42 +24,60 @@ struct cpu {
 template <class Device>
 struct device_memory;
 
-template <>
-struct device_memory<cpu> {
+namespace detail {
+/// Host memory, shared by the host devices (cpu, reference).
+template <class Device>
+struct host_memory {
   /// Alignment of every allocation: one AVX-512 register / cache line.
   static constexpr std::size_t alignment = 64;
 
   /// Returns `bytes` bytes aligned to `alignment`, or throws std::bad_alloc. `bytes` may be 0.
-  static void* allocate(const cpu&, std::size_t bytes) {
+  static void* allocate(const Device&, std::size_t bytes) {
     if (bytes == 0) return nullptr;
     const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
     void* p = std::aligned_alloc(alignment, rounded);
     if (p == nullptr) throw std::bad_alloc();
     return p;
   }
-  static void deallocate(const cpu&, void* p) noexcept { std::free(p); }
+  static void deallocate(const Device&, void* p) noexcept { std::free(p); }
   /// Copies `bytes` bytes between two allocations of this device (they may not overlap).
-  static void copy(const cpu&, void* dst, const void* src, std::size_t bytes) {
+  static void copy(const Device&, void* dst, const void* src, std::size_t bytes) {
     if (bytes != 0) std::memcpy(dst, src, bytes);
   }
   /// Copies between this device's memory and host memory, in either direction.
-  static void copy_to_host(const cpu&, void* host, const void* src, std::size_t bytes) {
+  static void copy_to_host(const Device&, void* host, const void* src, std::size_t bytes) {
     if (bytes != 0) std::memcpy(host, src, bytes);
   }
-  static void copy_from_host(const cpu&, void* dst, const void* host, std::size_t bytes) {
+  static void copy_from_host(const Device&, void* dst, const void* host, std::size_t bytes) {
     if (bytes != 0) std::memcpy(dst, host, bytes);
   }
   /// Sets `bytes` bytes to zero.
-  static void zero(const cpu&, void* dst, std::size_t bytes) {
+  static void zero(const Device&, void* dst, std::size_t bytes) {
     if (bytes != 0) std::memset(dst, 0, bytes);
   }
   static constexpr bool host_accessible = true;
 };
+}  // namespace detail
+
+template <>
+struct device_memory<cpu> : detail::host_memory<cpu> {};
+
+/// The plain reference kernels (kernels/reference/) as a device: host memory, every kernel a
+/// double-accumulating loop. Slow, and the specification: tests run each kernel, layer and model on
+/// `reference` and compare the fast devices against it (kernels/reference/device.hpp).
+struct reference {
+  static constexpr const char* name() { return "reference"; }
+};
+
+template <>
+struct device_memory<reference> : detail::host_memory<reference> {};
 
 /// True for the device types the library knows.
 template <class Device>
 struct is_device : std::false_type {};
 template <>
 struct is_device<cpu> : std::true_type {};
+template <>
+struct is_device<reference> : std::true_type {};
 
 }  // namespace tokenformer

@@ -32,6 +32,7 @@
 #include "tokenformer/kernels/attention_shape.hpp"
 // The devices' kernels come first: the probes below bind to the overloads declared before them.
 #include "tokenformer/kernels/cpu.hpp"
+#include "tokenformer/kernels/reference/device.hpp"
 #if TOKENFORMER_CUDA_COMPILER
 #include "tokenformer/kernels/cuda.cuh"
 #endif

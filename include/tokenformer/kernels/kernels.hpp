@@ -1,4 +1,5 @@
-// tokenformer/kernels/kernels.hpp: the kernels of every device this translation unit can use.
+// tokenformer/kernels/kernels.hpp: the kernels of every device this translation unit can use (cpu,
+// reference, and cuda under nvcc).
 //
 // Layers include this header and call `kernels::op(device, ...)`; overload resolution on the device
 // tag picks the implementation. kernels/device_contract.hpp lists the entry points every device
@@ -7,6 +8,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/kernels/cpu.hpp"
+#include "tokenformer/kernels/reference/device.hpp"
 #if TOKENFORMER_CUDA_COMPILER
 #include "tokenformer/kernels/cuda.cuh"
 #endif

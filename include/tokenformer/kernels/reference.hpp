@@ -4,6 +4,7 @@
 #include "tokenformer/kernels/reference/adamw.hpp"
 #include "tokenformer/kernels/reference/attention.hpp"
 #include "tokenformer/kernels/reference/cross_entropy.hpp"
+#include "tokenformer/kernels/reference/device.hpp"
 #include "tokenformer/kernels/reference/embedding.hpp"
 #include "tokenformer/kernels/reference/gemm.hpp"
 #include "tokenformer/kernels/reference/layer_norm.hpp"
