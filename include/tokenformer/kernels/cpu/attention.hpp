@@ -52,22 +52,8 @@ void for_each_task(index_t tasks, bool parallel, std::size_t scratch_size, const
 /// log-sum-exp. valid >= 1.
 template <class T>
 T softmax_prefix(T* row, index_t valid, index_t total) {
-  using batch = simd::batch<T>;
-  constexpr index_t W = static_cast<index_t>(batch::size);
   const T max = simd::max(row, valid);
-  const batch m(max);
-  const index_t end = valid - valid % W;
-  batch acc(T(0));
-  for (index_t j = 0; j < end; j += W) {
-    const batch e = xsimd::exp(batch::load_unaligned(row + j) - m);
-    e.store_unaligned(row + j);
-    acc += e;
-  }
-  T sum = xsimd::hadd(acc);
-  for (index_t j = end; j < valid; ++j) {
-    row[j] = std::exp(row[j] - max);
-    sum += row[j];
-  }
+  const T sum = simd::exp_shifted(row, row, max, valid);
   simd::scale(row, row, T(1) / sum, valid);
   std::fill(row + valid, row + total, T(0));
   return max + std::log(sum);
@@ -77,12 +63,7 @@ T softmax_prefix(T* row, index_t valid, index_t total) {
 /// zeros row[valid, total).
 template <class T>
 void probabilities_from_lse(T* row, T lse, index_t valid, index_t total) {
-  using batch = simd::batch<T>;
-  constexpr index_t W = static_cast<index_t>(batch::size);
-  const batch l(lse);
-  const index_t end = valid - valid % W;
-  for (index_t j = 0; j < end; j += W) xsimd::exp(batch::load_unaligned(row + j) - l).store_unaligned(row + j);
-  for (index_t j = end; j < valid; ++j) row[j] = std::exp(row[j] - lse);
+  simd::exp_shifted(row, row, lse, valid);
   std::fill(row + valid, row + total, T(0));
 }
 

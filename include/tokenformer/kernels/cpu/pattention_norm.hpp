@@ -45,19 +45,7 @@ void pattention_norm_row(T* o, const T* s, index_t n, Normalization kind, T scal
       return;
     }
     case Normalization::softmax: {
-      const T max = simd::max(s, n);
-      const B m(max);
-      B acc(T(0));
-      for (index_t i = 0; i < end; i += W) {
-        const B e = xsimd::exp(B::load_unaligned(s + i) - m);
-        e.store_unaligned(o + i);
-        acc += e;
-      }
-      T sum = xsimd::hadd(acc);
-      for (index_t i = end; i < n; ++i) {
-        o[i] = std::exp(s[i] - max);
-        sum += o[i];
-      }
+      const T sum = simd::exp_shifted(o, s, simd::max(s, n), n);
       simd::scale(o, o, scale_tokens / sum, n);
       return;
     }

@@ -109,6 +109,27 @@ inline T max(const T* x, index_t n) {
   return m;
 }
 
+/// out[i] = exp(x[i] − shift) over n elements (xsimd's exp; std::exp on the tail); returns Σ out[i].
+/// out may alias x. With shift = max x this is the numerator of a stable softmax.
+template <class T>
+inline T exp_shifted(T* out, const T* x, T shift, index_t n) {
+  constexpr index_t W = static_cast<index_t>(batch<T>::size);
+  const index_t end = n - n % W;
+  const batch<T> m(shift);
+  batch<T> acc(T(0));
+  for (index_t i = 0; i < end; i += W) {
+    const batch<T> e = xsimd::exp(batch<T>::load_unaligned(x + i) - m);
+    e.store_unaligned(out + i);
+    acc += e;
+  }
+  T sum = xsimd::hadd(acc);
+  for (index_t i = end; i < n; ++i) {
+    out[i] = std::exp(x[i] - shift);
+    sum += out[i];
+  }
+  return sum;
+}
+
 /// out[i] = x[i] · scale over n elements; out may alias x.
 template <class T>
 inline void scale(T* out, const T* x, T factor, index_t n) {
