@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,6 +72,159 @@ void attention_matches_reference(double forward_tolerance, double backward_toler
     CHECK(test_util::max_scaled_diff(download(d_dq), dq) <= backward_tolerance);
     CHECK(test_util::max_scaled_diff(download(d_dk), dk) <= backward_tolerance);
     CHECK(test_util::max_scaled_diff(download(d_dv), dv) <= backward_tolerance);
+  }
+}
+
+/// Every kernel but attention (see above) on `Device` against the reference device, on odd shapes:
+/// gemm (every transpose, alpha and beta), Θ forward and backward (every normalization, pinned
+/// scales), LayerNorm forward and backward (plain and affine), rotary forward and backward,
+/// embedding forward and backward, the fused cross-entropy and the fused AdamW step. Forward results
+/// within `forward_tolerance` (gemm: times √(K+1)), backward within `backward_tolerance`.
+template <class T, class Device>
+void kernels_match_reference(double forward_tolerance, double backward_tolerance, Device device = {}) {
+  using test_util::max_scaled_diff;
+  using test_util::random_vector;
+  const reference ref;
+  std::uint64_t seed = 700;
+  const auto rnd = [&](index_t n, double stddev = 1.0) {
+    return random_vector<T>(static_cast<std::size_t>(n), seed++, stddev);
+  };
+  const auto same = [&](const std::vector<T>& a, const std::vector<T>& b, double tolerance, const std::string& what) {
+    INFO(Device::name() << " against reference: " << what);
+    CHECK(max_scaled_diff(a, b) <= tolerance);
+  };
+  for (const auto& mnk : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {3, 129, 200}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (const auto& ab : {std::array<T, 2>{T(1), T(0)}, {T(0.5), T(1)}}) {
+          const index_t M = mnk[0], N = mnk[1], K = mnk[2];
+          const auto A = rnd(M * K), B = rnd(K * N), C0 = rnd(M * N);
+          std::vector<T> C = C0;
+          kernels::gemm(ref, C.data(), N, A.data(), ta ? M : K, ta, B.data(), tb ? K : N, tb, M, N, K, ab[0], ab[1]);
+          auto dA = upload(A, device), dB = upload(B, device), dC = upload(C0, device);
+          kernels::gemm(device, dC.data(), N, dA.data(), ta ? M : K, ta, dB.data(), tb ? K : N, tb, M, N, K, ab[0],
+                        ab[1]);
+          same(download(dC), C, forward_tolerance * std::sqrt(static_cast<double>(K) + 1.0),
+               "gemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+        }
+  for (Normalization kind : all_normalizations)
+    for (const auto& shape : {std::array<index_t, 2>{1, 1}, {3, 7}, {17, 31}, {9, 257}})
+      for (index_t scale : {shape[1], 2 * shape[1] + 1}) {
+        const index_t rows = shape[0], n = shape[1];
+        const auto scores = rnd(rows * n, 2.0), dw = rnd(rows * n);
+        std::vector<T> out(scores.size()), ds(scores.size());
+        kernels::pattention_norm_forward(ref, out.data(), scores.data(), rows, n, kind, scale);
+        kernels::pattention_norm_backward(ref, ds.data(), dw.data(), scores.data(), rows, n, kind, scale);
+        auto d_scores = upload(scores, device), d_dw = upload(dw, device),
+             d_out = upload(std::vector<T>(out.size(), T(7)), device),
+             d_ds = upload(std::vector<T>(ds.size(), T(7)), device);
+        kernels::pattention_norm_forward(device, d_out.data(), d_scores.data(), rows, n, kind, scale);
+        kernels::pattention_norm_backward(device, d_ds.data(), d_dw.data(), d_scores.data(), rows, n, kind, scale);
+        const std::string what = std::string("pattention_norm ") + to_string(kind) + " " + std::to_string(rows) + "x" +
+                                 std::to_string(n) + " scale " + std::to_string(scale);
+        same(download(d_out), out, forward_tolerance, what);
+        same(download(d_ds), ds, backward_tolerance, what + " backward");
+      }
+  for (bool affine : {false, true})
+    for (const auto& shape : {std::array<index_t, 2>{1, 1}, {3, 5}, {40, 77}}) {
+      const index_t rows = shape[0], C = shape[1];
+      auto x = rnd(rows * C, 3.0);
+      for (auto& v : x) v += T(5);  // a large mean tests the two-pass variance
+      const auto w = rnd(C), b = rnd(C), dy = rnd(rows * C);
+      std::vector<T> y(x.size()), mean(static_cast<std::size_t>(rows)), rstd(mean.size()), dx(x.size()),
+          dw(static_cast<std::size_t>(C), T(0)), db(dw.size(), T(0));
+      const T* wp = affine ? w.data() : nullptr;
+      kernels::layer_norm_forward(ref, y.data(), mean.data(), rstd.data(), x.data(), wp, affine ? b.data() : nullptr,
+                                  rows, C, 1e-5);
+      kernels::layer_norm_backward(ref, dx.data(), affine ? dw.data() : nullptr, affine ? db.data() : nullptr,
+                                   dy.data(), x.data(), wp, mean.data(), rstd.data(), rows, C);
+      auto d_x = upload(x, device), d_w = upload(w, device), d_b = upload(b, device), d_dy = upload(dy, device),
+           d_y = upload(std::vector<T>(y.size(), T(7)), device), d_mean = upload(mean, device),
+           d_rstd = upload(rstd, device), d_dx = upload(std::vector<T>(x.size(), T(7)), device),
+           d_dw = upload(std::vector<T>(dw.size(), T(0)), device),
+           d_db = upload(std::vector<T>(db.size(), T(0)), device);
+      const T* d_wp = affine ? d_w.data() : nullptr;
+      kernels::layer_norm_forward(device, d_y.data(), d_mean.data(), d_rstd.data(), d_x.data(), d_wp,
+                                  affine ? d_b.data() : nullptr, rows, C, 1e-5);
+      kernels::layer_norm_backward(device, d_dx.data(), affine ? d_dw.data() : nullptr, affine ? d_db.data() : nullptr,
+                                   d_dy.data(), d_x.data(), d_wp, d_mean.data(), d_rstd.data(), rows, C);
+      const std::string what =
+          "layer_norm " + std::to_string(rows) + "x" + std::to_string(C) + (affine ? " affine" : "");
+      same(download(d_y), y, forward_tolerance, what);
+      same(download(d_mean), mean, forward_tolerance, what + " mean");
+      same(download(d_rstd), rstd, forward_tolerance, what + " rstd");
+      same(download(d_dx), dx, backward_tolerance, what + " backward");
+      same(download(d_dw), dw, backward_tolerance, what + " d_weight");
+      same(download(d_db), db, backward_tolerance, what + " d_bias");
+    }
+  for (index_t rot : {index_t{4}, index_t{8}}) {
+    const index_t B = 2, T_len = 5, H = 3, D = 8;
+    const auto x = rnd(B * T_len * H * D);
+    std::vector<T> y = x, dx = x;
+    kernels::rotary_forward(ref, y.data(), B, T_len, H, D, rot, 10000.0, 3);
+    kernels::rotary_backward(ref, dx.data(), B, T_len, H, D, rot, 10000.0, 3);
+    auto d_y = upload(x, device), d_dx = upload(x, device);
+    kernels::rotary_forward(device, d_y.data(), B, T_len, H, D, rot, 10000.0, 3);
+    kernels::rotary_backward(device, d_dx.data(), B, T_len, H, D, rot, 10000.0, 3);
+    same(download(d_y), y, forward_tolerance, "rotary dims " + std::to_string(rot));
+    same(download(d_dx), dx, backward_tolerance, "rotary backward dims " + std::to_string(rot));
+  }
+  {
+    const index_t V = 11, C = 7, N = 23;
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(N));
+    for (index_t i = 0; i < N; ++i) ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7 + 3) % V);
+    const auto table = rnd(V * C), dout = rnd(N * C), d_table0 = rnd(V * C);
+    std::vector<T> out(static_cast<std::size_t>(N * C)), d_table = d_table0;
+    kernels::embedding_forward(ref, out.data(), ids.data(), table.data(), N, C);
+    kernels::embedding_backward(ref, d_table.data(), dout.data(), ids.data(), N, C);
+    auto g_ids = upload(ids, device);
+    auto g_table = upload(table, device), g_out = upload(std::vector<T>(out.size(), T(7)), device),
+         g_dout = upload(dout, device), g_d_table = upload(d_table0, device);
+    kernels::embedding_forward(device, g_out.data(), g_ids.data(), g_table.data(), N, C);
+    kernels::embedding_backward(device, g_d_table.data(), g_dout.data(), g_ids.data(), N, C);
+    same(download(g_out), out, 0.0, "embedding");
+    same(download(g_d_table), d_table, backward_tolerance, "embedding backward (accumulates, repeated ids)");
+  }
+  {
+    const index_t N = 7, V = 19;
+    const std::vector<std::int32_t> targets{3, 0, 18, -1, 7, 7, 1};
+    const auto logits = rnd(N * V, 3.0);
+    std::vector<T> grad = logits, losses(static_cast<std::size_t>(N));
+    const double total =
+        kernels::cross_entropy_forward_backward(ref, grad.data(), losses.data(), targets.data(), N, V, 0.25);
+    auto g_grad = upload(logits, device), g_losses = upload(std::vector<T>(losses.size(), T(7)), device);
+    auto g_targets = upload(targets, device);
+    const double g_total =
+        kernels::cross_entropy_forward_backward(device, g_grad.data(), g_losses.data(), g_targets.data(), N, V, 0.25);
+    INFO(Device::name() << " against reference: cross-entropy total");
+    CHECK(std::abs(g_total - total) <= forward_tolerance * (1.0 + std::abs(total)));
+    same(download(g_losses), losses, forward_tolerance, "cross-entropy losses (ignored row gives 0)");
+    same(download(g_grad), grad, backward_tolerance, "cross-entropy gradient");
+  }
+  {
+    const index_t n1 = 37, n2 = 5;
+    std::vector<std::vector<T>> host;
+    for (index_t n : {n1, n2}) {
+      host.push_back(rnd(n));       // p
+      host.push_back(rnd(n, 0.1));  // m
+      auto v = rnd(n, 0.1);
+      for (auto& x : v) x = x * x;  // v >= 0
+      host.push_back(v);
+      host.push_back(rnd(n));  // g
+    }
+    auto r = host;
+    const std::vector<kernels::AdamWSegment<T>> ref_segments{
+        {r[0].data(), r[1].data(), r[2].data(), r[3].data(), n1, 0.1},
+        {r[4].data(), r[5].data(), r[6].data(), r[7].data(), n2, 0.0}};
+    kernels::adamw_step_many(ref, ref_segments.data(), ref_segments.size(), 1e-2, 0.9, 0.95, 1e-8, 3L);
+    std::vector<Tensor<T, Device>> d;
+    for (const auto& h : host) d.push_back(upload(h, device));
+    const std::vector<kernels::AdamWSegment<T>> segments{{d[0].data(), d[1].data(), d[2].data(), d[3].data(), n1, 0.1},
+                                                         {d[4].data(), d[5].data(), d[6].data(), d[7].data(), n2, 0.0}};
+    // The segment list itself lives in host memory for every device (the kernel copies it as needed).
+    kernels::adamw_step_many(device, segments.data(), segments.size(), 1e-2, 0.9, 0.95, 1e-8, 3L);
+    for (std::size_t i : {0, 1, 2, 4, 5, 6})
+      same(download(d[i]), r[i], forward_tolerance, "adamw_step_many tensor " + std::to_string(i));
   }
 }
 

@@ -180,6 +180,14 @@ TEMPLATE_TEST_CASE("attention matches the reference for every mask, cross length
   device_cases::attention_matches_reference<TestType>(tolerance<TestType>() * 4, single ? 1e-4 : 1e-10, {}, cpu{});
 }
 
+TEMPLATE_TEST_CASE("every other kernel matches the reference device (one template over devices)", "[kernels][devices]",
+                   float, double) {
+  // gemm, Θ, LayerNorm, rotary, embedding, cross-entropy and AdamW, forward and backward, with stale
+  // outputs; the same template runs the cuda device in tests/cuda/test_cuda.cu.
+  const bool single = std::is_same<TestType, float>::value;
+  device_cases::kernels_match_reference<TestType>(tolerance<TestType>() * 4, single ? 1e-4 : 1e-10, cpu{});
+}
+
 TEST_CASE("attention is causal: the first position sees only itself", "[kernels][attention]") {
   const index_t T = 4, D = 2;
   const auto q = random_vector<float>(T * D, 1), k = random_vector<float>(T * D, 2), v = random_vector<float>(T * D, 3);

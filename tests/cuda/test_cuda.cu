@@ -11,6 +11,7 @@
 
 #include "../attention_cases.hpp"
 #include "../device_cases.hpp"
+#include "../device_gradcheck.hpp"
 #include "../gradcheck.hpp"
 #include "tokenformer/tokenformer.hpp"
 
@@ -242,6 +243,13 @@ TEMPLATE_TEST_CASE(
     extra.push_back(test_util::attention_case(1, 40, 40, 1, D, kernels::AttentionMask::block_causal, 8, 8));
   }
   device_cases::attention_matches_reference<T>(tolerance<T>, tolerance<T>, extra, Gpu{});
+}
+
+TEMPLATE_TEST_CASE(
+    "cuda kernels match the reference device: gemm, Θ, LayerNorm, rotary, embedding, "
+    "cross-entropy, AdamW",
+    "[cuda][devices]", float, double) {
+  device_cases::kernels_match_reference<TestType>(tolerance<TestType>, tolerance<TestType>, Gpu{});
 }
 
 TEST_CASE("cuda language model matches the reference device: logits, loss, gradients, AdamW steps", "[cuda][model]") {
@@ -511,138 +519,14 @@ void require_gradients_match(const GradCase& c, std::size_t max_entries = 400) {
   CHECK(r.max_error <= 1e-6);
 }
 
-Vector run(const std::function<void(std::vector<Tensor<double, Gpu>>&, Tensor<double, Gpu>&)>& op, const Inputs& in,
-           std::size_t out_size) {
-  std::vector<Tensor<double, Gpu>> inputs;
-  for (const auto& v : in) inputs.push_back(to_gpu(v));
-  Tensor<double, Gpu> out = to_gpu(Vector(out_size, 0.0));
-  op(inputs, out);
-  return to_host(out);
-}
-
 }  // namespace
 
-TEST_CASE("gradcheck on the GPU: pattention_norm, layer_norm, rotary, attention, cross-entropy", "[cuda][gradcheck]") {
-  for (auto kind : all_normalizations) {
-    const index_t rows = 3, n = 9;
-    GradCase c;
-    c.name = std::string("cuda pattention_norm ") + to_string(kind);
-    c.inputs = {random_vector<double>(static_cast<std::size_t>(rows * n), 90, 1.5)};
-    c.forward = [=](const Inputs& in) {
-      return run(
-          [&](auto& x, auto& out) {
-            kernels::pattention_norm_forward(Gpu{}, out.data(), x[0].data(), rows, n, kind, 16);
-          },
-          in, in[0].size());
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      Inputs both{in[0], dy};
-      return Inputs{run(
-          [&](auto& x, auto& out) {
-            kernels::pattention_norm_backward(Gpu{}, out.data(), x[1].data(), x[0].data(), rows, n, kind, 16);
-          },
-          both, in[0].size())};
-    };
-    require_gradients_match(c);
-  }
-  {
-    const index_t rows = 4, C = 7;
-    GradCase c;
-    c.name = "cuda affine layer_norm";
-    c.inputs = {random_vector<double>(static_cast<std::size_t>(rows * C), 91), random_vector<double>(C, 92),
-                random_vector<double>(C, 93)};
-    c.forward = [=](const Inputs& in) {
-      return run(
-          [&](auto& x, auto& out) {
-            kernels::layer_norm_forward(Gpu{}, out.data(), static_cast<double*>(nullptr), static_cast<double*>(nullptr),
-                                        x[0].data(), x[1].data(), x[2].data(), rows, C, 1e-5);
-          },
-          in, in[0].size());
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      std::vector<Tensor<double, Gpu>> x;
-      for (const auto& v : in) x.push_back(to_gpu(v));
-      Tensor<double, Gpu> out(Shape{rows, C}), mean(Shape{rows}), rstd(Shape{rows}), dx(Shape{rows, C}), dw(Shape{C}),
-          db(Shape{C});
-      kernels::layer_norm_forward(Gpu{}, out.data(), mean.data(), rstd.data(), x[0].data(), x[1].data(), x[2].data(),
-                                  rows, C, 1e-5);
-      const auto g = to_gpu(dy);
-      kernels::layer_norm_backward(Gpu{}, dx.data(), dw.data(), db.data(), g.data(), x[0].data(), x[1].data(),
-                                   mean.data(), rstd.data(), rows, C);
-      return Inputs{to_host(dx), to_host(dw), to_host(db)};
-    };
-    require_gradients_match(c);
-  }
-  {
-    const index_t B = 2, T_len = 3, H = 2, D = 6;
-    GradCase c;
-    c.name = "cuda rotary";
-    c.inputs = {random_vector<double>(static_cast<std::size_t>(B * T_len * H * D), 94)};
-    c.forward = [=](const Inputs& in) {
-      return run(
-          [&](auto& x, auto& out) {
-            kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
-            kernels::rotary_forward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
-          },
-          in, in[0].size());
-    };
-    c.backward = [=](const Inputs&, const Vector& dy) {
-      return Inputs{run(
-          [&](auto& x, auto& out) {
-            kernels::copy(Gpu{}, out.data(), x[0].data(), x[0].size());
-            kernels::rotary_backward(Gpu{}, out.data(), B, T_len, H, D, 4, 100.0, 2);
-          },
-          Inputs{dy}, dy.size())};
-    };
-    require_gradients_match(c);
-  }
-  for (const auto& s : test_util::attention_gradcheck_cases()) {
-    const auto nq = static_cast<std::size_t>(s.query_rows() * s.width()),
-               nk = static_cast<std::size_t>(s.key_rows() * s.width());
-    GradCase c;
-    c.name = "cuda attention " + s.describe();
-    c.inputs = {random_vector<double>(nq, 95), random_vector<double>(nk, 96), random_vector<double>(nk, 97)};
-    c.forward = [=](const Inputs& in) {
-      return run(
-          [&](auto& x, auto& out) {
-            kernels::attention_forward(Gpu{}, out.data(), nullptr, x[0].data(), x[1].data(), x[2].data(), s);
-          },
-          in, nq);
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      std::vector<Tensor<double, Gpu>> x;
-      for (const auto& v : in) x.push_back(to_gpu(v));
-      Tensor<double, Gpu> dq(Shape{index_t(nq)}), dk(Shape{index_t(nk)}), dv(Shape{index_t(nk)}),
-          out(Shape{index_t(nq)}), lse(Shape{s.lse_size()});
-      const auto g = to_gpu(dy);
-      kernels::attention_forward(Gpu{}, out.data(), lse.data(), x[0].data(), x[1].data(), x[2].data(), s);
-      kernels::attention_backward(Gpu{}, dq.data(), dk.data(), dv.data(), g.data(), x[0].data(), x[1].data(),
-                                  x[2].data(), out.data(), lse.data(), s);
-      return Inputs{to_host(dq), to_host(dk), to_host(dv)};
-    };
-    require_gradients_match(c, 200);
-  }
-  {
-    const index_t N = 4, V = 9;
-    const std::vector<std::int32_t> targets{3, -1, 8, 0};
-    GradCase c;
-    c.name = "cuda cross-entropy";
-    c.inputs = {random_vector<double>(static_cast<std::size_t>(N * V), 98, 2.0)};
-    c.forward = [=](const Inputs& in) {
-      auto logits = to_gpu(in[0]);
-      auto t = to_gpu(targets);
-      return Vector{kernels::cross_entropy_forward_backward(Gpu{}, logits.data(), static_cast<double*>(nullptr),
-                                                            t.data(), N, V, 0.0)};
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      auto logits = to_gpu(in[0]);
-      auto t = to_gpu(targets);
-      kernels::cross_entropy_forward_backward(Gpu{}, logits.data(), static_cast<double*>(nullptr), t.data(), N, V,
-                                              dy[0]);
-      return Inputs{to_host(logits)};
-    };
-    require_gradients_match(c);
-  }
+TEST_CASE(
+    "gradcheck on the GPU: every backward kernel (pattention_norm, layer_norm, rotary, attention with every "
+    "mask, embedding, cross-entropy)",
+    "[cuda][gradcheck]") {
+  // The cases of tests/device_gradcheck.hpp, which the host tests run on the reference and cpu devices.
+  for (const GradCase& c : device_gradcheck::kernel_cases(Gpu{})) require_gradients_match(c, 200);
 }
 
 TEST_CASE("gradcheck on the GPU: the whole language model's loss, every parameter", "[cuda][gradcheck][model]") {
