@@ -18,7 +18,7 @@
 //   embedding_forward(d, out, tokens, table, N, C); embedding_backward(d, d_table, dout, tokens, N, C)
 //   cross_entropy_forward_backward(d, logits_then_grad, losses, targets, N, V, grad_scale) -> double
 //   adamw_step_many(d, segments, count, lr, beta1, beta2, eps, step)
-//   copy(d, out, in, n); scale(d, x, factor, n); sum_of_squares(d, x, n) -> double;
+//   copy(d, out, in, n); scale(d, x, factor, n); add(d, y, x, n) (y += x); sum_of_squares(d, x, n) -> double;
 //   first_non_finite(d, x, n) -> index_t
 #pragma once
 
@@ -77,6 +77,9 @@ constexpr auto adamw_step_many =
                                    std::size_t{0}, 1.0, 0.9, 0.95, 1e-8, 1L))) {};
 constexpr auto copy = [](const auto& d, auto* p) -> decltype(void(kernels::copy(d, p, p, i0))) {};
 constexpr auto scale = [](const auto& d, auto* p) -> decltype(void(kernels::scale(d, p, *p, i0))) {};
+constexpr auto add =
+    [](const auto& d,
+       auto* p) -> decltype(void(kernels::add(d, p, static_cast<const std::remove_pointer_t<decltype(p)>*>(p), i0))) {};
 constexpr auto sum_of_squares = [](const auto& d,
                                    auto* p) -> decltype(void(double(kernels::sum_of_squares(d, p, i0)))) {};
 constexpr auto first_non_finite = [](const auto& d,
@@ -136,6 +139,8 @@ constexpr bool check_device() {
                 "the device lacks kernels::copy(const Device&, T* out, const T* in, index_t n)");
   static_assert(contract::provides<decltype(contract::scale), Device, T>,
                 "the device lacks kernels::scale(const Device&, T* x, T factor, index_t n)");
+  static_assert(contract::provides<decltype(contract::add), Device, T>,
+                "the device lacks kernels::add(const Device&, T* y, const T* x, index_t n)");
   static_assert(contract::provides<decltype(contract::sum_of_squares), Device, T>,
                 "the device lacks double kernels::sum_of_squares(const Device&, const T* x, index_t n)");
   static_assert(contract::provides<decltype(contract::first_non_finite), Device, T>,

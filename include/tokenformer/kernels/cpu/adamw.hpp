@@ -75,4 +75,11 @@ void scale(const cpu&, T* x, T factor, index_t n) {
   simd::scale(x, x, factor, n);
 }
 
+/// y += x (n elements).
+template <class T>
+void add(const cpu&, T* y, const T* x, index_t n) {
+#pragma omp parallel for schedule(static) if (n > (index_t(1) << 16))
+  for (index_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 }  // namespace tokenformer::kernels

@@ -80,4 +80,10 @@ void scale(const cuda& device, T* x, T factor, index_t n) {
   thrust_algorithms::scale(cuda_detail::asynchronous(device), x, factor, n);
 }
 
+/// y += x (n elements).
+template <class T>
+void add(const cuda& device, T* y, const T* x, index_t n) {
+  thrust_algorithms::add(cuda_detail::asynchronous(device), y, x, n);
+}
+
 }  // namespace tokenformer::kernels

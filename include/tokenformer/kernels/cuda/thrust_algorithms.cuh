@@ -115,6 +115,12 @@ void scale(const Policy& policy, T* x, T factor, index_t n) {
   if (n > 0) thrust::transform(policy, x, x + n, x, detail::times<T>{factor});
 }
 
+/// y[i] += x[i].
+template <class Policy, class T>
+void add(const Policy& policy, T* y, const T* x, index_t n) {
+  if (n > 0) thrust::transform(policy, y, y + n, x, y, thrust::plus<T>());
+}
+
 /// Index of the first NaN or ±Inf in x, or −1.
 template <class Policy, class T>
 index_t first_non_finite(const Policy& policy, const T* x, index_t n) {

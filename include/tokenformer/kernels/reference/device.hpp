@@ -115,6 +115,10 @@ void scale(const reference_device&, T* x, T factor, index_t n) {
   for (index_t i = 0; i < n; ++i) x[i] *= factor;
 }
 template <class T>
+void add(const reference_device&, T* y, const T* x, index_t n) {
+  for (index_t i = 0; i < n; ++i) y[i] += x[i];
+}
+template <class T>
 double sum_of_squares(const reference_device&, const T* x, index_t n) {
   double total = 0.0;
   for (index_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * static_cast<double>(x[i]);
