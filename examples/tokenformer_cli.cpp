@@ -13,12 +13,16 @@
 //       OUT with .json; layers that differ get per-layer token lists). With --pin-scale and --init zero_keys
 //       (the default: zero keys, values N(0, S), S by default the official 2/(L·√C)) or zero, the
 //       grown model computes what the input model did (GeLU normalizations); zero_keys tokens train.
-//   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small]
+//   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json]
 //                         [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N]
 //                         [--seed S] [--resume CHECKPOINT]
 //       Trains a byte-level model (default corpus: Debian's fortunes) and writes DIR/config.json,
 //       DIR/checkpoint.safetensors (weights + optimizer state), DIR/curve.csv and DIR/curve.svg.
+//       --config trains a model of any architecture (vocab_size >= 257 for bytes + end-of-text).
+//   tokenformer-cli init --config CONFIG.json --out MODEL.safetensors [--seed S]
+//       Writes a randomly initialized model (official initialization) of the config's architecture.
 //
+// Every command reads configs of every architecture ("architecture": "fit" selects the FIT body).
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
 #include <algorithm>
 #include <cmath>
@@ -33,6 +37,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tokenformer/tokenformer.hpp"
@@ -58,9 +63,38 @@ const char* usage_text =
     "       [--qkv +N] [--proj +N] [--ffn +N] [--init zero_keys|zero|random|random_keys] [--value-std S]\n"
     "       [--pin-scale] [--seed S] [--layers I,J,...]\n"
     "      append parameter tokens to every Pattention; write the grown weights and config\n"
-    "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small] [--steps N] [--batch B]\n"
-    "        [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
-    "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n";
+    "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json] [--steps N]\n"
+    "        [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
+    "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n"
+    "  init --config CONFIG.json --out MODEL.safetensors [--seed S]\n"
+    "      write a randomly initialized model of the config (any architecture)\n"
+    "\n"
+    "configs with \"architecture\": \"fit\" select the FIT body in every command\n";
+
+using TokenFormerModel = LanguageModel<presets::Dynamic<float>>;
+using FitModel = LanguageModel<presets::Dynamic<float>, cpu, FitBody>;
+
+/// Calls f(model) with a float model of `config`'s architecture (zero-initialized).
+template <class F>
+int with_model(const ModelConfig& config, F&& f) {
+  if (config.architecture == Architecture::fit) {
+    FitModel model(config);
+    return f(model);
+  }
+  TokenFormerModel model(config);
+  return f(model);
+}
+
+/// Calls f(model) with the model of a config file and its weights, of the config's architecture.
+template <class F>
+int with_loaded_model(const std::string& config_path, const std::string& weights_path, F&& f) {
+  if (io::read_config(config_path).architecture == Architecture::fit) {
+    auto model = io::load_model<presets::Dynamic<float>, cpu, FitBody>(config_path, weights_path);
+    return f(model);
+  }
+  auto model = io::load_model(config_path, weights_path);
+  return f(model);
+}
 
 /// Parses "--key value" pairs; every key must be in `allowed`, every key in `required` present.
 std::map<std::string, std::string> parse_options(int argc, char** argv, const std::set<std::string>& allowed,
@@ -103,14 +137,15 @@ int command_logits(int argc, char** argv) {
   const auto options =
       parse_options(argc, argv, {"config", "weights", "tokens", "out"}, {"config", "weights", "tokens", "out"});
   const auto tokens = parse_token_list(options.at("tokens"));
-  auto model = io::load_model(options.at("config"), options.at("weights"));
-  const auto T = static_cast<index_t>(tokens.size());
-  const auto logits = model.forward(tokens, 1, T);
-  io::write_file_atomically(options.at("out"), [&](io::FileSink& sink) {
-    sink.write(logits.data(), static_cast<std::size_t>(logits.size()) * sizeof(float));
+  return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
+    const auto T = static_cast<index_t>(tokens.size());
+    const auto logits = model.forward(tokens, 1, T);
+    io::write_file_atomically(options.at("out"), [&](io::FileSink& sink) {
+      sink.write(logits.data(), static_cast<std::size_t>(logits.size()) * sizeof(float));
+    });
+    std::cerr << "wrote " << T << " x " << model.vocab_size() << " logits to " << options.at("out") << "\n";
+    return 0;
   });
-  std::cerr << "wrote " << T << " x " << model.vocab_size() << " logits to " << options.at("out") << "\n";
-  return 0;
 }
 
 int command_grad(int argc, char** argv) {
@@ -118,21 +153,22 @@ int command_grad(int argc, char** argv) {
       parse_options(argc, argv, {"config", "weights", "tokens", "out"}, {"config", "weights", "tokens", "out"});
   const auto tokens = parse_token_list(options.at("tokens"));
   if (tokens.size() < 2) throw UsageError("--tokens needs at least two ids (one prediction)");
-  auto model = io::load_model(options.at("config"), options.at("weights"));
   std::vector<std::int32_t> targets(tokens.begin() + 1, tokens.end());
   targets.push_back(-1);  // the last position has nothing to predict
-  const auto T = static_cast<index_t>(tokens.size());
-  model.enable_training();
-  model.zero_grad();
-  const double loss = model.forward_backward(tokens.data(), targets.data(), 1, T);
-  io::SafetensorsWriter writer;
-  writer.set_metadata("format", "pt");
-  writer.set_metadata("loss", Json::number_text(loss));
-  model.for_each_parameter([&](const std::string& name, Parameter<float>& p) { writer.add(name, p.grad); });
-  writer.write(options.at("out"));
-  std::cerr << "loss " << loss << "; wrote gradients of " << model.parameter_count() << " parameters to "
-            << options.at("out") << "\n";
-  return 0;
+  return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
+    const auto T = static_cast<index_t>(tokens.size());
+    model.enable_training();
+    model.zero_grad();
+    const double loss = model.forward_backward(tokens.data(), targets.data(), 1, T);
+    io::SafetensorsWriter writer;
+    writer.set_metadata("format", "pt");
+    writer.set_metadata("loss", Json::number_text(loss));
+    model.for_each_parameter([&](const std::string& name, Parameter<float>& p) { writer.add(name, p.grad); });
+    writer.write(options.at("out"));
+    std::cerr << "loss " << loss << "; wrote gradients of " << model.parameter_count() << " parameters to "
+              << options.at("out") << "\n";
+    return 0;
+  });
 }
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -229,9 +265,6 @@ int command_grow(int argc, char** argv) {
   spec.pin_scale = pin;
   spec.seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
   if (spec.qkv + spec.proj + spec.ffn == 0) throw UsageError("nothing to grow: give --qkv, --proj or --ffn");
-  auto model = io::load_model(options.at("config"), options.at("weights"));
-  const index_t before = model.parameter_count();
-  grow(model, spec);
   const std::string out = options.at("out");
   std::string out_config = options.count("out-config") ? options.at("out-config") : out;
   if (!options.count("out-config")) {
@@ -241,28 +274,54 @@ int command_grow(int argc, char** argv) {
     out_config += ".json";
   }
   if (out_config == out) throw UsageError("--out-config must differ from --out");
-  io::save_weights(model, out);
-  io::write_config(model.config(), out_config);
-  std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (layer 0: qkv "
-            << model.config().qkv_tokens << ", proj " << model.config().proj_tokens << ", ffn "
-            << model.config().ffn_tokens << " tokens" << (model.config().per_layer.empty() ? "" : "; layers differ")
-            << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
-  return 0;
+  return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
+    const index_t before = model.parameter_count();
+    grow(model, spec);
+    io::save_weights(model, out);
+    io::write_config(model.config(), out_config);
+    std::cerr << "grew " << before << " -> " << model.parameter_count() << " parameters (layer 0: qkv "
+              << model.config().qkv_tokens << ", proj " << model.config().proj_tokens << ", ffn "
+              << model.config().ffn_tokens << " tokens" << (model.config().per_layer.empty() ? "" : "; layers differ")
+              << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
+    return 0;
+  });
+}
+
+int command_init(int argc, char** argv) {
+  const auto options = parse_options(argc, argv, {"config", "out", "seed"}, {"config", "out"});
+  const std::uint64_t seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
+  return with_model(io::read_config(options.at("config")), [&](auto& model) {
+    Rng rng(seed);
+    model.initialize(rng);
+    io::save_weights(model, options.at("out"));
+    std::cerr << "wrote " << model.parameter_count() << " parameters (" << to_string(model.config().architecture)
+              << ", seed " << seed << ") to " << options.at("out") << "\n";
+    return 0;
+  });
 }
 
 int command_train(int argc, char** argv) {
-  const auto options = parse_options(
-      argc, argv,
-      {"checkpoint-dir", "corpus", "preset", "steps", "batch", "seq", "lr", "warmup", "eval-every", "seed", "resume"},
-      {"checkpoint-dir"});
-  const std::string preset = options.count("preset") ? options.at("preset") : "small";
+  const auto options = parse_options(argc, argv,
+                                     {"checkpoint-dir", "corpus", "preset", "config", "steps", "batch", "seq", "lr",
+                                      "warmup", "eval-every", "seed", "resume"},
+                                     {"checkpoint-dir"});
+  if (options.count("preset") && options.count("config")) throw UsageError("give --preset or --config, not both");
+  const std::string preset = options.count("config")   ? options.at("config")
+                             : options.count("preset") ? options.at("preset")
+                                                       : "small";
   ModelConfig config;
-  if (preset == "tiny")
+  if (options.count("config")) {
+    config = io::read_config(options.at("config"));
+    if (config.vocab_size < 257)
+      throw UsageError("--config: a byte-level model needs vocab_size >= 257 (256 bytes and end-of-text), got " +
+                       std::to_string(config.vocab_size));
+  } else if (preset == "tiny") {
     config = ModelConfig::from<presets::Tiny>();
-  else if (preset == "small")
+  } else if (preset == "small") {
     config = ModelConfig::from<presets::Small>();
-  else
+  } else {
     throw UsageError("--preset must be tiny or small, got '" + preset + "'");
+  }
   const auto files = options.count("corpus") ? split_commas(options.at("corpus")) : TextCorpus::default_files();
   TextCorpus corpus(files, 0.1);
 
@@ -276,20 +335,22 @@ int command_train(int argc, char** argv) {
   train.eval_every = parse_positive(options, "eval-every", 50);
   train.seed = static_cast<std::uint64_t>(parse_positive(options, "seed", 1234));
 
-  LanguageModel<presets::Dynamic<float>> model(config);
-  Rng init(train.seed);
-  model.initialize(init);
-  Trainer<LanguageModel<presets::Dynamic<float>>> trainer(model, corpus, train);
-  if (options.count("resume")) trainer.resume(options.at("resume"));
-  const std::string dir = options.at("checkpoint-dir");
-  std::filesystem::create_directories(dir);
-  io::write_config(model.config(), dir + "/config.json");
-  std::cerr << "training " << preset << " (" << model.parameter_count() << " parameters) on " << files.size()
-            << " files from step " << trainer.step() << "\n";
-  const auto summary = run_training(trainer, dir, "tokenformer-cli train", dir + "/summary.json");
-  std::cerr << "final validation loss " << summary.final_validation_loss << " after " << summary.steps
-            << " steps; wrote " << dir << "/checkpoint.safetensors\n";
-  return 0;
+  return with_model(config, [&](auto& model) {
+    Rng init(train.seed);
+    model.initialize(init);
+    Trainer<std::remove_reference_t<decltype(model)>> trainer(model, corpus, train);
+    if (options.count("resume")) trainer.resume(options.at("resume"));
+    const std::string dir = options.at("checkpoint-dir");
+    std::filesystem::create_directories(dir);
+    io::write_config(model.config(), dir + "/config.json");
+    std::cerr << "training " << preset << " (" << to_string(model.config().architecture) << ", "
+              << model.parameter_count() << " parameters) on " << files.size() << " files from step " << trainer.step()
+              << "\n";
+    const auto summary = run_training(trainer, dir, "tokenformer-cli train", dir + "/summary.json");
+    std::cerr << "final validation loss " << summary.final_validation_loss << " after " << summary.steps
+              << " steps; wrote " << dir << "/checkpoint.safetensors\n";
+    return 0;
+  });
 }
 
 }  // namespace
@@ -305,6 +366,7 @@ int main(int argc, char** argv) {
     if (command == "grad") return command_grad(argc, argv);
     if (command == "train") return command_train(argc, argv);
     if (command == "grow") return command_grow(argc, argv);
+    if (command == "init") return command_init(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "tokenformer-cli: " << e.what() << "\n\n" << usage_text;

@@ -16,6 +16,7 @@
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
+#include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/model/copy_parameters.hpp"
 #include "tokenformer/model/language_model.hpp"
 #include "tokenformer/train/optimizer.hpp"
@@ -239,9 +240,45 @@ std::vector<std::pair<std::string, std::vector<double>>> parameter_values(Model&
   return all;
 }
 
-/// A small TokenFormer language model in double on `Device` against the same model on the
-/// reference device, for every normalization: logits, the loss, every parameter gradient, and every
-/// parameter after two AdamW steps.
+/// A language model of `config` with body `Block` in double on `Device` against the same model on
+/// the reference device: logits, the loss, every parameter gradient, and every parameter after two
+/// AdamW steps (B = 2 sequences of 7 tokens).
+template <template <class, class> class Block, class Device>
+void model_case_matches_reference(const ModelConfig& config, double tolerance, Device device, const std::string& what) {
+  LanguageModel<presets::Dynamic<double>, reference, Block> ref(config);
+  Rng rng(11);
+  ref.initialize(rng);
+  LanguageModel<presets::Dynamic<double>, Device, Block> model(config, device);
+  copy_parameters(model, ref);
+  const std::vector<std::int32_t> tokens{1, 5, 22, 7, 7, 0, 13, 4, 9, 21, 3, 3, 18, 2},
+      targets{5, 22, 7, 7, 0, 13, -1, 9, 21, 3, 3, 18, 2, 6};
+  INFO(Device::name() << " against reference, " << what << ", " << to_string(config.normalization));
+  const auto logits = download(model.forward(tokens, 2, 7)), ref_logits = download(ref.forward(tokens, 2, 7));
+  CHECK(test_util::max_scaled_diff(logits, ref_logits) <= tolerance);
+  AdamW adamw, ref_adamw;
+  for (int step = 0; step < 2; ++step) {
+    model.zero_grad();
+    ref.zero_grad();
+    const double loss = model.forward_backward(tokens.data(), targets.data(), 2, 7);
+    const double ref_loss = ref.forward_backward(tokens.data(), targets.data(), 2, 7);
+    CHECK(std::abs(loss - ref_loss) <= tolerance * (1.0 + std::abs(ref_loss)));
+    const auto grads = parameter_values(model, true), ref_grads = parameter_values(ref, true);
+    REQUIRE(grads.size() == ref_grads.size());
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      INFO("gradient of " << grads[i].first << ", step " << step);
+      CHECK(test_util::max_scaled_diff(grads[i].second, ref_grads[i].second) <= tolerance);
+    }
+    adamw.step(model, 1e-2);
+    ref_adamw.step(ref, 1e-2);
+  }
+  const auto values = parameter_values(model, false), ref_values = parameter_values(ref, false);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    INFO("value of " << values[i].first << " after two AdamW steps");
+    CHECK(test_util::max_scaled_diff(values[i].second, ref_values[i].second) <= tolerance);
+  }
+}
+
+/// The TokenFormer language model (2 layers, C 16) for every normalization.
 template <class Device>
 void model_matches_reference(double tolerance, Device device = {}) {
   for (Normalization kind : all_normalizations) {
@@ -255,36 +292,35 @@ void model_matches_reference(double tolerance, Device device = {}) {
     config.vocab_size = 23;
     config.rotary_pct = 0.5;
     config.normalization = kind;
-    LanguageModel<presets::Dynamic<double>, reference> ref(config);
-    Rng rng(11);
-    ref.initialize(rng);
-    LanguageModel<presets::Dynamic<double>, Device> model(config, device);
-    copy_parameters(model, ref);
-    const std::vector<std::int32_t> tokens{1, 5, 22, 7, 7, 0, 13, 4, 9, 21, 3, 3, 18, 2},
-        targets{5, 22, 7, 7, 0, 13, -1, 9, 21, 3, 3, 18, 2, 6};
-    INFO(Device::name() << " against reference, " << to_string(kind));
-    const auto logits = download(model.forward(tokens, 2, 7)), ref_logits = download(ref.forward(tokens, 2, 7));
-    CHECK(test_util::max_scaled_diff(logits, ref_logits) <= tolerance);
-    AdamW adamw, ref_adamw;
-    for (int step = 0; step < 2; ++step) {
-      model.zero_grad();
-      ref.zero_grad();
-      const double loss = model.forward_backward(tokens.data(), targets.data(), 2, 7);
-      const double ref_loss = ref.forward_backward(tokens.data(), targets.data(), 2, 7);
-      CHECK(std::abs(loss - ref_loss) <= tolerance * (1.0 + std::abs(ref_loss)));
-      const auto grads = parameter_values(model, true), ref_grads = parameter_values(ref, true);
-      REQUIRE(grads.size() == ref_grads.size());
-      for (std::size_t i = 0; i < grads.size(); ++i) {
-        INFO("gradient of " << grads[i].first << ", step " << step);
-        CHECK(test_util::max_scaled_diff(grads[i].second, ref_grads[i].second) <= tolerance);
-      }
-      adamw.step(model, 1e-2);
-      ref_adamw.step(ref, 1e-2);
-    }
-    const auto values = parameter_values(model, false), ref_values = parameter_values(ref, false);
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      INFO("value of " << values[i].first << " after two AdamW steps");
-      CHECK(test_util::max_scaled_diff(values[i].second, ref_values[i].second) <= tolerance);
+    model_case_matches_reference<TokenFormerLayer>(config, tolerance, device, "TokenFormer");
+  }
+}
+
+/// The FIT language model, decoder and encoder (groups of 3, so the last of 3 groups is padded),
+/// for every normalization.
+template <class Device>
+void fit_model_matches_reference(double tolerance, Device device = {}) {
+  for (bool causal : {true, false}) {
+    for (Normalization kind : all_normalizations) {
+      ModelConfig config;
+      config.architecture = Architecture::fit;
+      config.fit.layers = "(1)1(1)";
+      config.fit.group_size = 3;
+      config.fit.latents_per_group = 2;
+      config.fit.latent_size = 8;
+      config.fit.latent_heads = 2;
+      config.fit.max_groups = 4;
+      config.fit.causal = causal;
+      config.num_layers = 5;
+      config.hidden_size = 16;
+      config.num_heads = 2;
+      config.qkv_tokens = 7;
+      config.proj_tokens = 5;
+      config.ffn_tokens = 9;
+      config.vocab_size = 23;
+      config.rotary_pct = 0.5;
+      config.normalization = kind;
+      model_case_matches_reference<FitBody>(config, tolerance, device, causal ? "FIT decoder" : "FIT encoder");
     }
   }
 }

@@ -7,6 +7,8 @@
 
 #include "gradcheck.hpp"
 #include "tokenformer/core/presets.hpp"
+#include "tokenformer/layers/cross_attention.hpp"
+#include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/layers/pattention.hpp"
 #include "tokenformer/layers/self_attention.hpp"
 #include "tokenformer/layers/tokenformer_layer.hpp"
@@ -126,6 +128,86 @@ TEST_CASE("gradcheck: SelfAttention (input and all four Pattentions)", "[gradche
   require_gradients_match(c);
 }
 
+TEST_CASE("gradcheck: SelfAttention under FIT's layouts (groups, padding, block-causal)", "[gradcheck][layers][fit]") {
+  const index_t B = 2, T = 8, C = 8, H = 2;
+  struct Case {
+    const char* name;
+    AttentionLayout layout;
+  };
+  const Case cases[] = {
+      {"causal within groups of 4", {kernels::AttentionMask::causal, 4, 1, 0}},
+      {"full within groups of 4, 2 padding rows", {kernels::AttentionMask::none, 4, 1, 6}},
+      {"block-causal, blocks of 2", {kernels::AttentionMask::block_causal, 0, 2, 0}},
+  };
+  for (const Case& k : cases) {
+    auto layer = std::make_shared<SelfAttention<double>>(C, H, 6, 3, 0.5, Normalization::l2_norm_gelu);
+    layer->set_layout(k.layout);
+    randomize_and_enable(*layer, 5);
+    GradCase c;
+    c.name = std::string("SelfAttention, ") + k.name;
+    c.inputs = {random_vector<double>(B * T * C, 6)};
+    for (auto& p : parameters_of(*layer, false)) c.inputs.push_back(p);
+    c.forward = [=](const Inputs& in) {
+      set_parameters(*layer, in, 1);
+      Tensor<double> out(Shape{B * T, C});
+      layer->forward(out, tensor_of(in[0], B * T, C), B, T);
+      return vector_of(out);
+    };
+    c.backward = [=](const Inputs& in, const Vector& dy) {
+      set_parameters(*layer, in, 1);
+      layer->for_each_parameter([](const std::string&, Parameter<double>& p) { p.zero_grad(); });
+      const auto x = tensor_of(in[0], B * T, C);
+      Tensor<double> out(Shape{B * T, C}), dx(Shape{B * T, C});
+      layer->forward(out, x, B, T);
+      layer->backward(dx, tensor_of(dy, B * T, C), x);
+      Inputs grads{vector_of(dx)};
+      for (auto& g : parameters_of(*layer, true)) grads.push_back(g);
+      return grads;
+    };
+    require_gradients_match(c);
+  }
+}
+
+TEST_CASE("gradcheck: CrossAttention (queries, source, all four Pattentions), padded groups too",
+          "[gradcheck][layers][fit]") {
+  // 2 sequences of 3 groups: 2 queries of width 8 per group read 4 source rows of width 6 per group.
+  const index_t sequences = 2, groups = 3, queries = 2, keys = 4, Cq = 8, Cs = 6;
+  const index_t Mq = sequences * groups * queries, Mk = sequences * groups * keys;
+  for (index_t last_keys : {index_t(0), index_t(3)}) {
+    for (auto kind : {Normalization::l2_norm_gelu, Normalization::softmax}) {
+      auto layer = std::make_shared<CrossAttention<double>>(Cq, Cs, 2, 5, 4, kind, 1e-5);
+      randomize_and_enable(*layer, 12);
+      GradCase c;
+      c.name = std::string("CrossAttention ") + to_string(kind) + ", last group keys " + std::to_string(last_keys);
+      c.inputs = {random_vector<double>(Mq * Cq, 13), random_vector<double>(Mk * Cs, 14)};
+      for (auto& p : parameters_of(*layer, false)) c.inputs.push_back(p);
+      const auto run = [=](const Inputs& in, Tensor<double>& out) {
+        set_parameters(*layer, in, 2);
+        layer->forward(out, tensor_of(in[0], Mq, Cq), tensor_of(in[1], Mk, Cs), sequences * groups, queries, keys,
+                       groups, last_keys);
+      };
+      c.forward = [=](const Inputs& in) {
+        Tensor<double> out(Shape{Mq, Cq});
+        run(in, out);
+        return vector_of(out);
+      };
+      c.backward = [=](const Inputs& in, const Vector& dy) {
+        Tensor<double> out(Shape{Mq, Cq});
+        run(in, out);
+        layer->for_each_parameter([](const std::string&, Parameter<double>& p) { p.zero_grad(); });
+        Tensor<double> d(Shape{Mq, Cq}), d_source(Shape{Mk, Cs});
+        d.copy_from_host(dy.data());
+        d_source.set_zero();
+        layer->backward(d, d_source, d, tensor_of(in[0], Mq, Cq), tensor_of(in[1], Mk, Cs));  // d_x aliases d_out
+        Inputs grads{vector_of(d), vector_of(d_source)};
+        for (auto& g : parameters_of(*layer, true)) grads.push_back(g);
+        return grads;
+      };
+      require_gradients_match(c);
+    }
+  }
+}
+
 TEST_CASE("gradcheck: TokenFormerLayer (input and all five Pattentions), every normalization", "[gradcheck][layers]") {
   const index_t B = 2, T = 4, C = 8;
   for (auto kind : all_normalizations) {
@@ -201,6 +283,50 @@ TEST_CASE("gradcheck: the whole language model's mean next-token loss, every par
       return parameters_of(*model, true);
     };
     require_gradients_match(c, 200);
+  }
+}
+
+TEST_CASE("gradcheck: the whole FIT language model (decoder and encoder, padded), every parameter",
+          "[gradcheck][model][fit]") {
+  ModelConfig config;
+  config.architecture = Architecture::fit;
+  config.fit.group_size = 3;
+  config.fit.latents_per_group = 2;
+  config.fit.latent_size = 6;
+  config.fit.latent_heads = 2;
+  config.fit.max_groups = 3;
+  config.hidden_size = 8;
+  config.num_heads = 2;
+  config.qkv_tokens = 4;
+  config.proj_tokens = 3;
+  config.ffn_tokens = 5;
+  config.vocab_size = 11;
+  config.rotary_pct = 0.5;
+  const index_t B = 2, T = 7;  // 3 groups of 3, the last one holding 1 token
+  const std::vector<std::int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5, 6, 8, 2, 1};
+  const std::vector<std::int32_t> targets{4, 2, 9, 0, 3, 3, -1, 10, 5, 6, 8, 2, 1, 0};
+  for (bool causal : {true, false}) {
+    config.fit.causal = causal;
+    config.fit.layers = causal ? "(1)1(1)" : "(0)1(1)";
+    config.num_layers = static_cast<index_t>(parse_fit_layers(config.fit.layers).size());
+    config.normalization = causal ? Normalization::l2_norm_gelu : Normalization::softmax;
+    auto model = std::make_shared<LanguageModel<presets::Dynamic<double>, cpu, FitBody>>(config);
+    randomize_and_enable(*model, 21);
+    GradCase c;
+    c.name = causal ? "FIT decoder" : "FIT encoder";
+    c.inputs = parameters_of(*model, false);
+    c.forward = [=](const Inputs& in) {
+      set_parameters(*model, in, 0);
+      model->zero_grad();
+      return Vector{model->forward_backward(tokens.data(), targets.data(), B, T)};
+    };
+    c.backward = [=](const Inputs& in, const Vector& dy) {
+      set_parameters(*model, in, 0);
+      model->zero_grad();
+      model->forward_backward(tokens.data(), targets.data(), B, T, dy[0]);
+      return parameters_of(*model, true);
+    };
+    require_gradients_match(c, 120);
   }
 }
 

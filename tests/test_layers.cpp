@@ -235,3 +235,8 @@ TEST_CASE("the language model on the cpu matches the reference device: logits, l
   // runs the cuda device in tests/cuda/test_cuda.cu.
   device_cases::model_matches_reference(1e-10, cpu{});
 }
+
+TEST_CASE("the FIT language model on the cpu matches the reference device (decoder, encoder, padded groups)",
+          "[layers][model][devices][fit]") {
+  device_cases::fit_model_matches_reference(1e-10, cpu{});
+}

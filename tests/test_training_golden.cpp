@@ -20,29 +20,6 @@ using namespace tokenformer;
 
 namespace {
 
-std::vector<std::vector<std::int32_t>> read_sequences(const std::string& path) {
-  std::vector<std::vector<std::int32_t>> sequences;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    std::vector<std::int32_t> seq;
-    std::stringstream ss(line);
-    for (std::string id; std::getline(ss, id, ',');) seq.push_back(std::stoi(id));
-    sequences.push_back(seq);
-  }
-  return sequences;
-}
-
-/// max_i |ours_i − reference_i| / max_i |reference_i|: the error relative to the tensor's scale.
-double relative_error(const std::vector<float>& ours, const std::vector<float>& reference) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < reference.size(); ++i) {
-    diff = std::fmax(diff, std::fabs(static_cast<double>(ours[i]) - reference[i]));
-    scale = std::fmax(scale, std::fabs(static_cast<double>(reference[i])));
-  }
-  return scale == 0 ? diff : diff / scale;
-}
-
 /// Compares every parameter gradient of `model` with the tensors of `golden_path`.
 template <class Model>
 void check_gradients(Model& model, const std::string& golden_path, double expected_loss_tolerance, double loss) {
@@ -59,7 +36,7 @@ void check_gradients(Model& model, const std::string& golden_path, double expect
     if (std::sqrt(norm) <= 1e-6) return;
     const std::vector<float> ours(p.grad.data(), p.grad.data() + p.size());
     INFO(name);
-    CHECK(relative_error(ours, reference) <= 1e-3);
+    CHECK(test_util::relative_error(ours, reference) <= 1e-3);
     ++checked;
   });
   CHECK(checked == golden.tensors().size() - 1);  // every parameter (all have gradients), not "loss"
@@ -72,7 +49,7 @@ TEST_CASE("whole-model loss and gradients match PyTorch autograd for every norma
     INFO(name);
     const std::string dir = test_util::data_dir() + "/" + std::string(name);
     auto model = io::load_model(dir + "/config.json", dir + "/model.safetensors");
-    const auto sequences = read_sequences(dir + "/tokens.txt");
+    const auto sequences = test_util::read_sequences(dir + "/tokens.txt");
     const auto T = static_cast<index_t>(sequences[0].size());
     std::vector<std::int32_t> tokens, targets;
     for (const auto& s : sequences) {
@@ -90,7 +67,7 @@ TEST_CASE("whole-model loss and gradients match PyTorch autograd for every norma
 TEST_CASE("tokenformer-cli grad writes the gradients of one sequence's mean next-token loss", "[cli][golden]") {
 #ifdef TOKENFORMER_CLI
   const std::string dir = test_util::data_dir() + "/softmax_f32";
-  const auto sequences = read_sequences(dir + "/tokens.txt");
+  const auto sequences = test_util::read_sequences(dir + "/tokens.txt");
   std::string ids;
   for (auto t : sequences[0]) ids += (ids.empty() ? "" : ",") + std::to_string(t);
   const std::string out = "cli_grads_test_" + std::to_string(::getpid()) + ".safetensors";

@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -48,6 +51,32 @@ double max_scaled_diff(const std::vector<T>& a, const std::vector<U>& b) {
 }
 
 inline std::string data_dir() { return TOKENFORMER_TEST_DATA_DIR; }
+
+/// The token sequences of a golden case's tokens.txt: one line per sequence, ids separated by commas.
+inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& path) {
+  std::vector<std::vector<std::int32_t>> sequences;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    std::vector<std::int32_t> seq;
+    std::stringstream ss(line);
+    for (std::string id; std::getline(ss, id, ',');) seq.push_back(std::stoi(id));
+    sequences.push_back(seq);
+  }
+  return sequences;
+}
+
+/// max_i |ours_i − reference_i| / max_i |reference_i|: the error relative to the tensor's scale.
+template <class T, class U>
+double relative_error(const std::vector<T>& ours, const std::vector<U>& reference) {
+  if (ours.size() != reference.size()) return INFINITY;
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    diff = std::fmax(diff, std::fabs(static_cast<double>(ours[i]) - static_cast<double>(reference[i])));
+    scale = std::fmax(scale, std::fabs(static_cast<double>(reference[i])));
+  }
+  return scale == 0 ? diff : diff / scale;
+}
 
 /// The temporary file that io::write_file_atomically(path) of process `pid` writes before its rename
 /// ("<path>.tmp.<pid>.<n>"), or "" if there is none.

@@ -7,6 +7,7 @@
 #endif
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/fit_config.hpp"
 #include "tokenformer/core/model_config.hpp"
 #include "tokenformer/core/normalization.hpp"
 #include "tokenformer/core/parameter.hpp"
@@ -20,6 +21,9 @@
 #include "tokenformer/kernels/kernels.hpp"
 #include "tokenformer/kernels/reference.hpp"
 #include "tokenformer/layers/block.hpp"
+#include "tokenformer/layers/cross_attention.hpp"
+#include "tokenformer/layers/fit_body.hpp"
+#include "tokenformer/layers/grouped_attention.hpp"
 #include "tokenformer/layers/pattention.hpp"
 #include "tokenformer/layers/self_attention.hpp"
 #include "tokenformer/layers/tokenformer_layer.hpp"

@@ -256,6 +256,11 @@ TEST_CASE("cuda language model matches the reference device: logits, loss, gradi
   device_cases::model_matches_reference(1e-10, Gpu{});
 }
 
+TEST_CASE("cuda FIT language model matches the reference device (decoder, encoder, padded groups)",
+          "[cuda][model][fit]") {
+  device_cases::fit_model_matches_reference(1e-10, Gpu{});
+}
+
 TEMPLATE_TEST_CASE("cuda embedding and fused cross-entropy match the cpu, repeated ids and ignored rows",
                    "[cuda][embedding][loss]", float, double) {
   using T = TestType;

@@ -18,6 +18,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/fit_config.hpp"
 #include "tokenformer/core/normalization.hpp"
 
 namespace tokenformer {
@@ -62,6 +63,11 @@ struct ModelConfig {
   /// keys (qkv_slot_num: [...]) where layers differ. Set it with set_layers, which keeps the scalar
   /// fields equal to layer 0's and empties it again when the layers agree.
   std::vector<LayerTokens> per_layer;
+  /// The body: the official TokenFormer stack (config key "architecture" absent or "tokenformer"), or
+  /// FIT ("fit"), whose sizes are in `fit` and whose num_layers is the number of its units (see
+  /// core/fit_config.hpp). Every Pattention of a FIT unit uses that unit's token counts.
+  Architecture architecture = Architecture::tokenformer;
+  FitConfig fit;
 
   /// The token counts of layer `i`.
   LayerTokens layer(index_t i) const {
@@ -87,12 +93,29 @@ struct ModelConfig {
   index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
 
   /// Number of scalar parameters of a model of this config: embedding (tied head), per layer the
-  /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm.
+  /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm. For FIT,
+  /// per unit: local and global layers as above at their widths, read and write their four
+  /// Pattentions (K and V map one width to the other), and the latent initialization.
   index_t parameter_count() const {
     index_t pattention = 0;
-    for (index_t i = 0; i < num_layers; ++i) {
-      const LayerTokens l = layer(i);
-      pattention += 2 * hidden_size * (3 * l.qkv + l.proj + l.ffn);
+    if (architecture == Architecture::fit) {
+      const index_t C = hidden_size, Cl = fit.latent_size;
+      const auto units = parse_fit_layers(fit.layers);
+      for (std::size_t i = 0; i < units.size(); ++i) {
+        const LayerTokens l = layer(static_cast<index_t>(i));
+        switch (units[i].kind) {
+          case FitUnitKind::local: pattention += 2 * C * (3 * l.qkv + l.proj + l.ffn); break;
+          case FitUnitKind::global: pattention += 2 * Cl * (3 * l.qkv + l.proj + l.ffn); break;
+          case FitUnitKind::read: pattention += 2 * Cl * (l.qkv + l.proj) + 2 * (C + Cl) * l.qkv; break;
+          case FitUnitKind::write: pattention += 2 * C * (l.qkv + l.proj) + 2 * (C + Cl) * l.qkv; break;
+        }
+      }
+      pattention += fit.max_groups * fit.latents_per_group * Cl;
+    } else {
+      for (index_t i = 0; i < num_layers; ++i) {
+        const LayerTokens l = layer(i);
+        pattention += 2 * hidden_size * (3 * l.qkv + l.proj + l.ffn);
+      }
     }
     return vocab_size * hidden_size + pattention + 2 * hidden_size;
   }
@@ -100,15 +123,45 @@ struct ModelConfig {
   /// Training FLOPs per token (forward + backward ≈ 3 × forward) for sequences of length T:
   /// 6 · (Pattention parameters + the tied head V·C) + 6 · L · T · C for causal attention
   /// (scores and mixing, 2·2·T·C per token forward over half the positions on average, times 3).
+  /// FIT (G = ceil(T/n) groups, m latents per group): 6 · (each Pattention's parameters × the rows
+  /// it runs on per token: 1 for the token side, m/n for the latent side) + attention per token:
+  /// local 12·C·n/2 (decoder) or 12·C·n (encoder), read 12·Cl·m, write 12·C·m, global
+  /// 12·Cl·(m/n)·G·m/2 (decoder) or 12·Cl·(m/n)·G·m (encoder), and the head 6·V·C.
   double training_flops_per_token(index_t sequence_length) const {
+    const double C = static_cast<double>(hidden_size), V = static_cast<double>(vocab_size);
+    if (architecture == Architecture::fit) {
+      const double Cl = static_cast<double>(fit.latent_size), n = static_cast<double>(fit.group_size),
+                   m = static_cast<double>(fit.latents_per_group), lat = m / n;
+      const double G = std::ceil(static_cast<double>(sequence_length) / n);
+      const double half = fit.causal ? 0.5 : 1.0;
+      const auto units = parse_fit_layers(fit.layers);
+      double flops = 6.0 * V * C;
+      for (std::size_t i = 0; i < units.size(); ++i) {
+        const LayerTokens l = layer(static_cast<index_t>(i));
+        const double qkv = static_cast<double>(l.qkv), proj = static_cast<double>(l.proj),
+                     ffn = static_cast<double>(l.ffn);
+        switch (units[i].kind) {
+          case FitUnitKind::local: flops += 6.0 * 2.0 * C * (3 * qkv + proj + ffn) + 12.0 * C * n * half; break;
+          case FitUnitKind::global:
+            flops += lat * (6.0 * 2.0 * Cl * (3 * qkv + proj + ffn) + 12.0 * Cl * G * m * half);
+            break;
+          case FitUnitKind::read:  // Q, proj on latents; K, V on tokens
+            flops += lat * 6.0 * 2.0 * Cl * (qkv + proj) + 6.0 * 2.0 * qkv * (C + Cl) + 12.0 * Cl * m;
+            break;
+          case FitUnitKind::write:  // Q, proj on tokens; K, V on latents
+            flops += 6.0 * 2.0 * C * (qkv + proj) + lat * 6.0 * 2.0 * qkv * (C + Cl) + 12.0 * C * m;
+            break;
+        }
+      }
+      return flops;
+    }
     double pattention = 0.0;
     for (index_t i = 0; i < num_layers; ++i) {
       const LayerTokens l = layer(i);
-      pattention += 2.0 * static_cast<double>(hidden_size) * static_cast<double>(3 * l.qkv + l.proj + l.ffn);
+      pattention += 2.0 * C * static_cast<double>(3 * l.qkv + l.proj + l.ffn);
     }
-    const double head = static_cast<double>(vocab_size) * static_cast<double>(hidden_size);
-    return 6.0 * (pattention + head) + 6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) *
-                                           static_cast<double>(hidden_size);
+    return 6.0 * (pattention + V * C) +
+           6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) * C;
   }
 
   /// Throws config_error with the first rule this config breaks.
@@ -152,6 +205,15 @@ struct ModelConfig {
       if (per_layer.front() != layer_zero_scalars())
         throw config_error("per-layer token counts: layer 0 must equal qkv_slot_num, proj_slot_num, ffn_slot_num");
     }
+    if (architecture != Architecture::tokenformer && architecture != Architecture::fit)
+      throw config_error("unknown architecture value " + std::to_string(static_cast<int>(architecture)));
+    if (architecture == Architecture::fit) {
+      fit.validate();
+      const auto units = static_cast<index_t>(parse_fit_layers(fit.layers).size());
+      if (num_layers != units)
+        throw config_error("a FIT config's num_layers must be the number of units of fit_layers \"" + fit.layers +
+                           "\" (" + std::to_string(units) + "), got " + std::to_string(num_layers));
+    }
   }
 
   /// The run-time form of a fully static config.
@@ -164,7 +226,8 @@ struct ModelConfig {
            a.vocab_size == b.vocab_size && a.rotary_pct == b.rotary_pct && a.normalization == b.normalization &&
            a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base &&
            a.qkv_scale_tokens == b.qkv_scale_tokens && a.proj_scale_tokens == b.proj_scale_tokens &&
-           a.ffn_scale_tokens == b.ffn_scale_tokens && a.per_layer == b.per_layer;
+           a.ffn_scale_tokens == b.ffn_scale_tokens && a.per_layer == b.per_layer && a.architecture == b.architecture &&
+           (a.architecture != Architecture::fit || a.fit == b.fit);
   }
 
  private:

@@ -9,6 +9,10 @@
 // qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts). Where the
 // layers differ (a model grown on some layers only), each of the six token keys may be a list with
 // one entry per layer (a tokenformer extension; written only for the keys whose layers differ).
+// FIT (a tokenformer extension): "architecture": "fit" with fit_layers, group_size,
+// latents_per_group, latent_size, latent_attention_heads, max_groups and causal (default true); its
+// num_layers is the number of FIT units and may be left out (see core/fit_config.hpp). FIT keys
+// without "architecture": "fit" are an error.
 #pragma once
 
 #include <fstream>
@@ -71,7 +75,34 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
     throw config_error(source + ": no_weight_tying must be false (embeddings are tied)");
 
   ModelConfig c;
-  c.num_layers = integer("num_layers", true);
+  if (const Json* a = root.find("architecture"); a != nullptr) {
+    if (!a->is_string()) throw config_error(source + ": architecture must be a string");
+    c.architecture = parse_architecture(a->as_string());
+  }
+  static const char* const fit_keys[] = {
+      "fit_layers", "group_size", "latents_per_group", "latent_size", "latent_attention_heads", "max_groups", "causal"};
+  if (c.architecture == Architecture::fit) {
+    const Json* layers = root.find("fit_layers");
+    if (layers == nullptr) throw config_error(source + ": missing key \"fit_layers\"");
+    if (!layers->is_string()) throw config_error(source + ": fit_layers must be a string");
+    c.fit.layers = layers->as_string();
+    c.fit.group_size = integer("group_size", true);
+    c.fit.latents_per_group = integer("latents_per_group", true);
+    c.fit.latent_size = integer("latent_size", true);
+    c.fit.latent_heads = integer("latent_attention_heads", true);
+    c.fit.max_groups = integer("max_groups", true);
+    if (const Json* causal = root.find("causal"); causal != nullptr) {
+      if (!causal->is_bool()) throw config_error(source + ": causal must be true or false");
+      c.fit.causal = causal->as_bool();
+    }
+    const auto units = static_cast<index_t>(parse_fit_layers(c.fit.layers).size());
+    c.num_layers = root.find("num_layers") != nullptr ? integer("num_layers", true) : units;
+  } else {
+    for (const char* key : fit_keys)
+      if (root.find(key) != nullptr)
+        throw config_error(source + ": " + std::string(key) + " is a FIT key but architecture is not \"fit\"");
+    c.num_layers = integer("num_layers", true);
+  }
   c.hidden_size = integer("hidden_size", true);
   c.num_heads = integer("num_attention_heads", true);
   const index_t vocab = integer("vocab_size", vocab_rows <= 0);
@@ -169,6 +200,16 @@ inline std::string config_to_json(const ModelConfig& c) {
   tokens("qkv_scale_slot_num", &LayerTokens::qkv_scale, false);
   tokens("proj_scale_slot_num", &LayerTokens::proj_scale, false);
   tokens("ffn_scale_slot_num", &LayerTokens::ffn_scale, false);
+  if (c.architecture != Architecture::tokenformer) {
+    o["architecture"] = Json(to_string(c.architecture));
+    o["fit_layers"] = Json(c.fit.layers);
+    o["group_size"] = Json(static_cast<long long>(c.fit.group_size));
+    o["latents_per_group"] = Json(static_cast<long long>(c.fit.latents_per_group));
+    o["latent_size"] = Json(static_cast<long long>(c.fit.latent_size));
+    o["latent_attention_heads"] = Json(static_cast<long long>(c.fit.latent_heads));
+    o["max_groups"] = Json(static_cast<long long>(c.fit.max_groups));
+    o["causal"] = Json(c.fit.causal);
+  }
   std::string out = "{\n";
   bool first = true;
   for (const auto& [k, v] : o) {

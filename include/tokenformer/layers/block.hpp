@@ -75,6 +75,14 @@ struct has_for_each_pattention<
 
 }  // namespace block_detail
 
+/// True when Block is a whole body (`static constexpr bool is_body = true`, e.g. FitBody): the model
+/// builds one instead of num_layers, and it also provides for_each_pattention_of_unit(i, visitor)
+/// and initialize_extra(Rng&).
+template <class Block, class = void>
+struct block_is_body : std::false_type {};
+template <class Block>
+struct block_is_body<Block, std::enable_if_t<Block::is_body>> : std::true_type {};
+
 /// True when Block has every member a LanguageModel block needs; otherwise a static_assert names
 /// the first missing one.
 template <class Block, class T, class Device>

@@ -1,10 +1,12 @@
-// tokenformer/layers/self_attention.hpp: causal multi-head self-attention whose four projections
-// (Q, K, V and output) are Pattentions.
+// tokenformer/layers/self_attention.hpp: multi-head self-attention whose four projections (Q, K, V
+// and output) are Pattentions.
 //
 // forward(out, x): q, k, v = Pattention_{query,key,value}(x); rotary on the first rotary_dims of each
-// head of q and k; ctx = causal softmax attention (scale 1/√D); out (+)= Pattention_proj(ctx).
+// head of q and k (position = place in the sequence); ctx = softmax attention (scale 1/√D) under the
+// layout's mask (default: causal over the whole sequence); out (+)= Pattention_proj(ctx).
 // backward(d_x, d_out, x) follows the same steps in reverse, from the activations the forward kept.
-// Requires: heads divide hidden; rotary dims even. Shapes: x and out [B*T, C].
+// An AttentionLayout restricts attention to groups of consecutive positions and picks the mask (FIT's
+// local and global layers). Requires: heads divide hidden; rotary dims even. Shapes: x and out [B*T, C].
 #pragma once
 
 #include <string>
@@ -15,9 +17,23 @@
 #include "tokenformer/core/model_config.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
+#include "tokenformer/layers/grouped_attention.hpp"
 #include "tokenformer/layers/pattention.hpp"
 
 namespace tokenformer {
+
+/// Which positions of a sequence of T attend to which.
+struct AttentionLayout {
+  kernels::AttentionMask mask = kernels::AttentionMask::causal;
+  /// 0: the whole sequence is one group; otherwise positions attend only within groups of `group`
+  /// consecutive positions (T must be a multiple of it).
+  index_t group = 0;
+  /// block_causal only: positions per block (a block sees itself and every earlier block).
+  index_t block = 1;
+  /// 0: every position is real; otherwise the positions from `valid` on are padding at the end of the
+  /// last group, which no query sees (needed only with the mask none; see grouped_attention.hpp).
+  index_t valid = 0;
+};
 
 template <class T, class Device = cpu>
 class SelfAttention {
@@ -46,6 +62,14 @@ class SelfAttention {
   index_t num_heads() const { return num_heads_; }
   index_t head_dim() const { return hidden_size_ / num_heads_; }
   index_t rotary_dims() const { return rotary_dims_; }
+  const AttentionLayout& layout() const { return layout_; }
+  /// Sets the attention layout of the next forward calls; throws for a bad mask or negative sizes.
+  void set_layout(const AttentionLayout& layout) {
+    if (layout.group < 0 || layout.block < 1 || layout.valid < 0)
+      throw config_error("attention layout needs group >= 0, block >= 1, valid >= 0");
+    kernels::check_attention_shape(kernels::AttentionShape{1, 1, 1, 1, 1, layout.mask, layout.block, layout.block});
+    layout_ = layout;
+  }
 
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
@@ -83,8 +107,9 @@ class SelfAttention {
     kernels::rotary_forward(device_, q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     kernels::rotary_forward(device_, k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, position_offset);
     lse_.resize(Shape{B, num_heads_, T_len});
-    kernels::attention_forward(device_, context_.data(), lse_.data(), q_.data(), k_.data(), v_.data(),
-                               kernels::AttentionShape::causal(B, T_len, num_heads_, D));
+    const auto [shape, groups, last_keys] = attention_shape(B, T_len);
+    grouped_attention_forward(device_, context_.data(), lse_.data(), q_.data(), k_.data(), v_.data(), shape, groups,
+                              last_keys);
     proj.forward(out, context_, accumulate);  // (B*T, C)
     last_B_ = B;
     last_T_ = T_len;
@@ -102,9 +127,9 @@ class SelfAttention {
     expect_shape(Shape{x.rows(), x.cols()}, expected, "SelfAttention backward input");
     for (auto* t : {&d_q_, &d_k_, &d_v_, &d_context_}) t->resize(expected);
     proj.backward(d_context_, d_out, context_);  // (B*T, C)
-    kernels::attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(), k_.data(),
-                                v_.data(), context_.data(), lse_.data(),
-                                kernels::AttentionShape::causal(B, T_len, num_heads_, D));
+    const auto [shape, groups, last_keys] = attention_shape(B, T_len);
+    grouped_attention_backward(device_, d_q_.data(), d_k_.data(), d_v_.data(), d_context_.data(), q_.data(), k_.data(),
+                               v_.data(), context_.data(), lse_.data(), shape, groups, last_keys);
     kernels::rotary_backward(device_, d_q_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     kernels::rotary_backward(device_, d_k_.data(), B, T_len, num_heads_, D, rotary_dims_, rotary_base_, last_offset_);
     query.backward(d_x, d_q_, x, accumulate);
@@ -113,7 +138,28 @@ class SelfAttention {
   }
 
  private:
+  struct GroupedShape {
+    kernels::AttentionShape shape;
+    index_t groups = 1, last_keys = 0;
+  };
+  /// The attention call of B sequences of T positions under the layout.
+  GroupedShape attention_shape(index_t B, index_t T_len) const {
+    const index_t group = layout_.group > 0 ? layout_.group : T_len;
+    if (T_len % group != 0)
+      throw shape_error("sequence length " + std::to_string(T_len) + " is not a multiple of the attention group " +
+                        std::to_string(group));
+    const index_t groups = T_len / group;
+    index_t last_keys = 0;
+    if (layout_.valid > 0 && layout_.valid < T_len) last_keys = layout_.valid - (groups - 1) * group;
+    if (layout_.valid > 0 && last_keys <= 0)
+      throw shape_error("attention layout: the padding fills more than the last group");
+    const kernels::AttentionShape shape{B * groups, group,        group,         num_heads_,
+                                        head_dim(), layout_.mask, layout_.block, layout_.block};
+    return {shape, groups, last_keys};
+  }
+
   Device device_{};
+  AttentionLayout layout_{};
   index_t hidden_size_ = 0, num_heads_ = 1, rotary_dims_ = 0;
   double rotary_base_ = 10000.0;
   index_t last_B_ = 0, last_T_ = 0, last_offset_ = 0;

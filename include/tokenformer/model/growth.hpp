@@ -139,7 +139,7 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
 /// Grows the selected Pattentions of `model` in place; see GrowthSpec.
 template <class Config, class Device, template <class, class> class Block>
 void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
-  const auto L = static_cast<index_t>(model.layers.size());
+  const index_t L = model.layer_count();
   growth_value_std(spec, 0.0);  // a bad value_std fails before anything grows
   for (index_t layer : spec.layers)
     if (layer < 0 || layer >= L)

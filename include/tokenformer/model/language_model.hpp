@@ -7,7 +7,10 @@
 // The block type is a template parameter (`Block<T, Device>`, default TokenFormerLayer): any type
 // with the members that layers/block.hpp lists works, and growth, checkpoints, copy_parameters,
 // training and generation work unchanged with it. A block names its own parameters; the model
-// prefixes them with the block's pipeline name.
+// prefixes them with the block's pipeline name. A *body* (a block type with `is_body = true`, such as
+// FitBody) is the whole stack in one object: the model builds one, names its parameters as the body
+// does and calls the final norm "final_norm.weight" / "final_norm.bias"; the config's layers are the
+// body's units (for_each_pattention_of_unit).
 //
 // Config is one struct of static constexpr members (see core/presets.hpp); members set to `dynamic`
 // come from the ModelConfig given at construction. Parameters are visited under the official
@@ -45,6 +48,8 @@ class LanguageModel {
   using Layer = Block<T, Device>;
   static_assert(kernels::check_device<Device, T>(), "see the message above: the device lacks a kernel");
   static_assert(check_block<Layer, T, Device>(), "see the message above: the block type lacks a member");
+  /// True when Block is a whole body (one object, see the header comment).
+  static constexpr bool whole_body = block_is_body<Layer>::value;
 
   /// A model of a fully static config, zero-initialized (call initialize() or load weights).
   explicit LanguageModel(Device device = {}) : LanguageModel(ModelConfig::from<Config>(), device) {}
@@ -53,9 +58,13 @@ class LanguageModel {
   explicit LanguageModel(const ModelConfig& config, Device device = {}) : config_(config), device_(device) {
     config_.validate();
     check_matches_static<Config>(config_);
+    if (!whole_body && config_.architecture != Architecture::tokenformer)
+      throw config_error(std::string("a config of architecture ") + to_string(config_.architecture) +
+                         " needs its body type (LanguageModel<Config, Device, FitBody> for fit)");
     word_embeddings = Parameter<T, Device>(Shape{config_.vocab_size, config_.hidden_size}, device);
-    layers.reserve(static_cast<std::size_t>(config_.num_layers));
-    for (index_t i = 0; i < config_.num_layers; ++i) layers.emplace_back(config_, device, i);
+    const index_t blocks = whole_body ? 1 : config_.num_layers;
+    layers.reserve(static_cast<std::size_t>(blocks));
+    for (index_t i = 0; i < blocks; ++i) layers.emplace_back(config_, device, i);
     final_norm_weight = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     final_norm_bias = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
@@ -70,7 +79,7 @@ class LanguageModel {
   void refresh_config_from_layers() {
     if (layers.empty()) return;
     std::vector<LayerTokens> tokens;
-    for (std::size_t i = 0; i < layers.size(); ++i) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(layer_count()); ++i) {
       LayerTokens t = config_.layer(static_cast<index_t>(i));
       bool seen[3] = {false, false, false};
       for_each_pattention_of_layer(
@@ -92,11 +101,13 @@ class LanguageModel {
     config_.set_layers(tokens);
   }
   index_t vocab_size() const { return word_embeddings.value.dim(0); }
+  /// The config's layers: blocks of a stack, units of a body.
+  index_t layer_count() const { return config_.num_layers; }
   index_t hidden_size() const { return config_.hidden_size; }
   const Device& device() const { return device_; }
 
-  Parameter<T, Device> word_embeddings;  // (V, C), also the output head
-  std::vector<Layer> layers;
+  Parameter<T, Device> word_embeddings;    // (V, C), also the output head
+  std::vector<Layer> layers;               // num_layers blocks, or one body
   Parameter<T, Device> final_norm_weight;  // (C)
   Parameter<T, Device> final_norm_bias;    // (C)
 
@@ -104,30 +115,39 @@ class LanguageModel {
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     visit(std::string("sequential.0.word_embeddings.weight"), word_embeddings);
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
-      layers[i].for_each_parameter(
-          [&visit, &prefix](const std::string& name, Parameter<T, Device>& p) { visit(prefix + name, p); });
+    if constexpr (whole_body) {
+      layers[0].for_each_parameter(visit);
+      visit(std::string("final_norm.weight"), final_norm_weight);
+      visit(std::string("final_norm.bias"), final_norm_bias);
+    } else {
+      for (std::size_t i = 0; i < layers.size(); ++i) {
+        const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
+        layers[i].for_each_parameter(
+            [&visit, &prefix](const std::string& name, Parameter<T, Device>& p) { visit(prefix + name, p); });
+      }
+      const std::string norm = "sequential." + std::to_string(layers.size() + 3) + ".norm.";
+      visit(norm + "weight", final_norm_weight);
+      visit(norm + "bias", final_norm_bias);
     }
-    const std::string norm = "sequential." + std::to_string(layers.size() + 3) + ".norm.";
-    visit(norm + "weight", final_norm_weight);
-    visit(norm + "bias", final_norm_bias);
   }
 
   /// Visits (path, role, Pattention&) of every Pattention, in layer order, with the official
   /// parameter names' paths ("sequential.2.attention.query", ..., "sequential.2.mlp").
   template <class Visitor>
   void for_each_pattention(Visitor&& visit) {
-    for (std::size_t i = 0; i < layers.size(); ++i) for_each_pattention_of_layer(static_cast<index_t>(i), visit);
+    for (index_t i = 0; i < layer_count(); ++i) for_each_pattention_of_layer(i, visit);
   }
-  /// The same for layer `i` alone.
+  /// The same for layer `i` alone (a body's unit `i`).
   template <class Visitor>
   void for_each_pattention_of_layer(index_t i, Visitor&& visit) {
-    const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
-    layers.at(static_cast<std::size_t>(i))
-        .for_each_pattention([&visit, &prefix](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
-          visit(prefix + path, role, p);
-        });
+    if constexpr (whole_body) {
+      layers.at(0).for_each_pattention_of_unit(i, visit);
+    } else {
+      const std::string prefix = "sequential." + std::to_string(i + 2) + ".";
+      layers.at(static_cast<std::size_t>(i))
+          .for_each_pattention([&visit, &prefix](const std::string& path, PattentionRole role,
+                                                 Pattention<T, Device>& p) { visit(prefix + path, role, p); });
+    }
   }
 
   /// Number of scalar parameters.
@@ -148,6 +168,7 @@ class LanguageModel {
     word_embeddings.value.copy_from_host(host.data());
     for_each_pattention(
         [&](const std::string&, PattentionRole, Pattention<T, Device>& p) { p.initialize(rng, small, wang); });
+    if constexpr (whole_body) layers[0].initialize_extra(rng);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
     final_norm_weight.value.copy_from_host(ones.data());
     final_norm_bias.value.set_zero();
