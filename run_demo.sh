@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# run_demo.sh [01|02|03|04]: install missing packages, build the examples and run one (default: 03, the
+# run_demo.sh [01|02|03|04|05]: install missing packages, build the examples and run one (default: 03, the
 # main demo: a small TokenFormer trained, grown in place and trained on, against the large model
 # trained from scratch, on Debian's fortunes). 04 trains one model on the CPU and on a CUDA GPU side
-# by side (needs nvcc at /usr/local/cuda/bin/nvcc, and a GPU to run).
+# by side (needs nvcc at /usr/local/cuda/bin/nvcc, and a GPU to run). 05 compares FIT with full
+# attention on 2048-byte contexts.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,7 +13,8 @@ case "$example" in
   02) target=02_train_char_lm ;;
   03) target=03_incremental_scaling ;;
   04) target=04_gpu ;;
-  *) echo "usage: $0 [01|02|03|04]" >&2; exit 2 ;;
+  05) target=05_fit ;;
+  *) echo "usage: $0 [01|02|03|04|05]" >&2; exit 2 ;;
 esac
 
 # The demo needs only the library's packages and the corpus; the tests and benchmarks, whose packages

@@ -366,6 +366,22 @@ TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[f
   CHECK(test_util::max_abs_diff(ours, std::vector<float>(all.begin(), all.begin() + static_cast<long>(ours.size()))) <=
         1e-4);
 
+  // grad: every parameter's gradient under its name.
+  REQUIRE(run(cli + " grad --config " + golden + "/config.json --weights " + golden + "/model.safetensors --tokens " +
+              ids + " --out " + d + "/grads.safetensors") == 0);
+  {
+    io::SafetensorsReader grads(d + "/grads.safetensors");
+    auto model =
+        io::load_model<presets::Dynamic<float>, cpu, FitBody>(golden + "/config.json", golden + "/model.safetensors");
+    std::size_t found = 0;
+    model.for_each_parameter([&](const std::string& name, Parameter<float>& p) {
+      std::vector<float> g(static_cast<std::size_t>(p.size()));
+      grads.read(name, p.shape(), g.data());
+      ++found;
+    });
+    CHECK(found == grads.tensors().size());
+  }
+
   // init, then grow with zero keys and pinned scales: the same logits.
   REQUIRE(run(cli + " init --config " + golden + "/config.json --out " + d + "/init.safetensors --seed 3") == 0);
   REQUIRE(run(cli + " grow --config " + golden + "/config.json --weights " + d + "/init.safetensors --out " + d +
