@@ -100,41 +100,15 @@ TEST_CASE("gradcheck: Pattention (input, key tokens, value tokens), every normal
   }
 }
 
-TEST_CASE("gradcheck: SelfAttention (input and all four Pattentions)", "[gradcheck][layers]") {
-  const index_t B = 2, T = 5, C = 8, H = 2;
-  auto layer = std::make_shared<SelfAttention<double>>(C, H, 6, 3, 0.5, Normalization::l2_norm_gelu);
-  randomize_and_enable(*layer, 5);
-  GradCase c;
-  c.name = "SelfAttention";
-  c.inputs = {random_vector<double>(B * T * C, 6)};
-  for (auto& p : parameters_of(*layer, false)) c.inputs.push_back(p);
-  c.forward = [=](const Inputs& in) {
-    set_parameters(*layer, in, 1);
-    Tensor<double> out(Shape{B * T, C});
-    layer->forward(out, tensor_of(in[0], B * T, C), B, T);
-    return vector_of(out);
-  };
-  c.backward = [=](const Inputs& in, const Vector& dy) {
-    set_parameters(*layer, in, 1);
-    layer->for_each_parameter([](const std::string&, Parameter<double>& p) { p.zero_grad(); });
-    const auto x = tensor_of(in[0], B * T, C);
-    Tensor<double> out(Shape{B * T, C}), dx(Shape{B * T, C});
-    layer->forward(out, x, B, T);
-    layer->backward(dx, tensor_of(dy, B * T, C), x);
-    Inputs grads{vector_of(dx)};
-    for (auto& g : parameters_of(*layer, true)) grads.push_back(g);
-    return grads;
-  };
-  require_gradients_match(c);
-}
-
-TEST_CASE("gradcheck: SelfAttention under FIT's layouts (groups, padding, block-causal)", "[gradcheck][layers][fit]") {
+TEST_CASE("gradcheck: SelfAttention (input and all four Pattentions), causal and FIT's layouts",
+          "[gradcheck][layers][fit]") {
   const index_t B = 2, T = 8, C = 8, H = 2;
   struct Case {
     const char* name;
     AttentionLayout layout;
   };
   const Case cases[] = {
+      {"causal (the default layout)", {}},
       {"causal within groups of 4", {kernels::AttentionMask::causal, 4, 1, 0}},
       {"full within groups of 4, 2 padding rows", {kernels::AttentionMask::none, 4, 1, 6}},
       {"block-causal, blocks of 2", {kernels::AttentionMask::block_causal, 0, 2, 0}},
