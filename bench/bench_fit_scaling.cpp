@@ -12,7 +12,8 @@
 //   tokenformer  5 TokenFormer layers (as many as FIT's local + global layers), full causal attention
 // A step is what a trainer does: zero_grad, forward_backward over B sequences of T random bytes,
 // gradient clipping to norm 1, an AdamW step. One untimed step first allocates everything; the
-// reported time is the median of the timed steps (wall clock).
+// reported time is the median of the timed steps (wall clock; of an even count, the slower middle one:
+// with the default 2 steps, the slower step).
 #include <sys/resource.h>
 
 #include <algorithm>

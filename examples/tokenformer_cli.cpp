@@ -88,7 +88,7 @@ int with_model(const ModelConfig& config, F&& f) {
 /// Calls f(model) with the model of a config file and its weights, of the config's architecture.
 template <class F>
 int with_loaded_model(const std::string& config_path, const std::string& weights_path, F&& f) {
-  if (io::read_config(config_path).architecture == Architecture::fit) {
+  if (io::read_architecture(config_path) == Architecture::fit) {
     auto model = io::load_model<presets::Dynamic<float>, cpu, FitBody>(config_path, weights_path);
     return f(model);
   }
@@ -315,6 +315,8 @@ int command_train(int argc, char** argv) {
     if (config.vocab_size < 257)
       throw UsageError("--config: a byte-level model needs vocab_size >= 257 (256 bytes and end-of-text), got " +
                        std::to_string(config.vocab_size));
+    if (config.architecture == Architecture::fit && !config.fit.causal)
+      throw UsageError("--config: train trains next-token models; this FIT config is an encoder (causal false)");
   } else if (preset == "tiny") {
     config = ModelConfig::from<presets::Tiny>();
   } else if (preset == "small") {
@@ -334,6 +336,9 @@ int command_train(int argc, char** argv) {
   train.warmup_steps = parse_positive(options, "warmup", std::max(1L, train.steps / 10));
   train.eval_every = parse_positive(options, "eval-every", 50);
   train.seed = static_cast<std::uint64_t>(parse_positive(options, "seed", 1234));
+  if (config.architecture == Architecture::fit && train.sequence_length > config.fit.max_groups * config.fit.group_size)
+    throw UsageError("--seq " + std::to_string(train.sequence_length) + " exceeds the FIT config's max_groups * " +
+                     "group_size = " + std::to_string(config.fit.max_groups * config.fit.group_size));
 
   return with_model(config, [&](auto& model) {
     Rng init(train.seed);

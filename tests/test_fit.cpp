@@ -20,6 +20,7 @@
 #include "tokenformer/io/safetensors.hpp"
 #include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/model/copy_parameters.hpp"
+#include "tokenformer/model/generation.hpp"
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
@@ -176,7 +177,7 @@ TEST_CASE("the FIT decoder is causal: changing token t changes no logit before t
   for (const char* layers : {"(1)1(1)1(1)", "(0)2(2)"}) {
     FitModel<double> model(small_fit(layers, true));
     randomize(model, 3);
-    for (index_t T_len : {16, 14, 5}) {  // a multiple of the group size 4, and not
+    for (index_t T_len : {16, 14, 5, 3}) {  // a multiple of the group size 4, not, and one group
       const auto tokens = some_tokens(T_len);
       const auto base = logits_of(model, tokens, 1, T_len);
       const index_t V = model.vocab_size();
@@ -198,7 +199,7 @@ TEST_CASE("the FIT decoder is causal: changing token t changes no logit before t
   }
 }
 
-TEST_CASE("the FIT encoder is bidirectional and padding changes nothing", "[fit]") {
+TEST_CASE("the FIT encoder is bidirectional, and the sequences of a batch do not interact", "[fit]") {
   FitModel<double> model(small_fit("(1)1(1)", false));
   randomize(model, 5);
   const index_t T_len = 14;  // groups of 4: the last group holds 2 tokens and 2 padding rows
@@ -291,11 +292,97 @@ TEST_CASE("a FIT decoder trains: the loss of a repeating sequence falls", "[fit]
   CHECK(last < first / 4);
 }
 
-TEST_CASE("FIT refuses sequences beyond max_groups and a position offset", "[fit]") {
+TEST_CASE("FIT refuses sequences beyond max_groups, a position offset, and generating from an encoder", "[fit]") {
   FitModel<float> model(small_fit());
   const auto tokens = some_tokens(21);  // 6 groups of 4 > max_groups 5
   CHECK_THROWS_WITH(model.forward(tokens, 1, 21), Catch::Contains("more than max_groups = 5"));
   CHECK_NOTHROW(model.forward(some_tokens(20), 1, 20));
+  Tensor<float> x(Shape{4, 16}), out(Shape{4, 16});
+  x.set_zero();
+  CHECK_THROWS_WITH(model.layers[0].forward(out, x, 1, 4, 1), Catch::Contains("position_offset must be 0"));
+  FitModel<float> encoder(small_fit("(1)1(1)", false));
+  Rng rng(1);
+  CHECK_THROWS_WITH(generate(encoder, {1, 2}, 3, rng), Catch::Contains("needs a decoder"));
+  ModelConfig huge = small_fit();
+  huge.fit.max_groups = index_t(1) << 20;
+  huge.fit.latent_size = 1 << 11;  // 2^20 groups * 2 latents * 2^11 values = 2^32 > 2^31
+  CHECK_THROWS_WITH(huge.validate(), Catch::Contains("learned latents"));
+}
+
+TEST_CASE("padding rows of a group are invisible: self-attention and cross-attention with the mask none",
+          "[fit][layers]") {
+  // Changing the padding rows of the input changes no output row that is real, exactly; without the
+  // padding rule the same change does (so the test can fail).
+  const index_t T = 8, C = 8;
+  std::vector<double> base = test_util::random_vector<double>(T * C, 3), changed = base;
+  for (index_t i = 6 * C; i < T * C; ++i) changed[static_cast<std::size_t>(i)] += 0.3 * static_cast<double>(i % C);
+  const auto real_rows_change = [&](index_t valid) {
+    SelfAttention<double> layer(C, 2, 5, 4, 0.5, Normalization::l2_norm_gelu);
+    Rng rng(4);
+    layer.for_each_pattention(
+        [&](const std::string&, PattentionRole, Pattention<double>& p) { p.initialize(rng, 0.5, 0.5); });
+    layer.set_layout(AttentionLayout{kernels::AttentionMask::none, 4, 1, valid});
+    Tensor<double> x(Shape{T, C}), a(Shape{T, C}), b(Shape{T, C});
+    x.copy_from_host(base.data());
+    layer.forward(a, x, 1, T);
+    x.copy_from_host(changed.data());
+    layer.forward(b, x, 1, T);
+    return test_util::max_abs_diff(std::vector<double>(a.data(), a.data() + 6 * C),
+                                   std::vector<double>(b.data(), b.data() + 6 * C));
+  };
+  CHECK(real_rows_change(6) == 0.0);
+  CHECK(real_rows_change(0) > 1e-6);
+  CHECK_THROWS_AS(SelfAttention<double>(C, 2, 5, 4, 0.5, Normalization::l2_norm_gelu)
+                      .set_layout(AttentionLayout{kernels::AttentionMask::causal, 4, 1, 6}),
+                  config_error);
+
+  // Cross-attention: 2 groups of 3 queries read 4 source rows each; the last group has 2 real ones.
+  const auto cross_change = [&](index_t last_keys) {
+    CrossAttention<double> layer(8, 6, 2, 5, 4, Normalization::l2_norm_gelu, 1e-5);
+    Rng rng(5);
+    layer.for_each_pattention(
+        [&](const std::string&, PattentionRole, Pattention<double>& p) { p.initialize(rng, 0.5, 0.5); });
+    auto source = test_util::random_vector<double>(8 * 6, 6);
+    const auto queries = test_util::random_vector<double>(6 * 8, 7);
+    Tensor<double> q(Shape{6, 8}), s(Shape{8, 6}), a(Shape{6, 8}), b(Shape{6, 8});
+    q.copy_from_host(queries.data());
+    s.copy_from_host(source.data());
+    layer.forward(a, q, s, 2, 3, 4, 2, last_keys);
+    // rows 6 and 7, by values that differ along the row (a constant shift would vanish in LayerNorm)
+    for (index_t i = 6 * 6; i < 8 * 6; ++i) source[static_cast<std::size_t>(i)] += 0.3 * static_cast<double>(i % 6);
+    s.copy_from_host(source.data());
+    layer.forward(b, q, s, 2, 3, 4, 2, last_keys);
+    return test_util::max_abs_diff(std::vector<double>(a.data(), a.data() + a.size()),
+                                   std::vector<double>(b.data(), b.data() + b.size()));
+  };
+  CHECK(cross_change(2) == 0.0);
+  CHECK(cross_change(0) > 1e-6);
+}
+
+TEST_CASE("grouped attention splits calls of more than 65535 groups, padded or not, with the same result",
+          "[fit][layers]") {
+  const index_t groups = 70001, Q = 2, K = 3, H = 1, D = 2;
+  const kernels::AttentionShape s{groups, Q, K, H, D, kernels::AttentionMask::none, 1, 1};
+  const auto q = test_util::random_vector<float>(static_cast<std::size_t>(groups * Q * D), 1),
+             k = test_util::random_vector<float>(static_cast<std::size_t>(groups * K * D), 2),
+             v = test_util::random_vector<float>(static_cast<std::size_t>(groups * K * D), 3);
+  std::vector<float> direct(q.size()), lse_direct(static_cast<std::size_t>(groups * Q)), split(q.size()),
+      lse_split(lse_direct.size());
+  kernels::attention_forward(cpu{}, direct.data(), lse_direct.data(), q.data(), k.data(), v.data(), s);
+  grouped_attention_forward(cpu{}, split.data(), lse_split.data(), q.data(), k.data(), v.data(), s, groups, 0);
+  CHECK(split == direct);
+  CHECK(lse_split == lse_direct);
+  // One sequence of 70001 groups whose last group has 1 real key: the full groups as before, the last
+  // one as a call of its own with 1 key.
+  grouped_attention_forward(cpu{}, split.data(), lse_split.data(), q.data(), k.data(), v.data(), s, groups, 1);
+  const auto last = static_cast<std::size_t>((groups - 1) * Q * D);
+  CHECK(std::vector<float>(split.begin(), split.begin() + static_cast<long>(last)) ==
+        std::vector<float>(direct.begin(), direct.begin() + static_cast<long>(last)));
+  kernels::AttentionShape one{1, Q, 1, H, D, kernels::AttentionMask::none, 1, 1};
+  std::vector<float> tail(static_cast<std::size_t>(Q * D)), tail_lse(static_cast<std::size_t>(Q));
+  kernels::attention_forward(cpu{}, tail.data(), tail_lse.data(), q.data() + last, k.data() + (groups - 1) * K * D,
+                             v.data() + (groups - 1) * K * D, one);
+  CHECK(std::vector<float>(split.begin() + static_cast<long>(last), split.end()) == tail);
 }
 
 TEST_CASE("FIT logits and gradients match the independent PyTorch reference", "[fit][golden]") {
@@ -365,6 +452,23 @@ TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[f
   REQUIRE(!ours.empty());
   CHECK(test_util::max_abs_diff(ours, std::vector<float>(all.begin(), all.begin() + static_cast<long>(ours.size()))) <=
         1e-4);
+
+  // A TokenFormer config may leave vocab_size to the weights: the CLI reads the architecture alone first.
+  {
+    const std::string plain = test_util::data_dir() + "/softmax_f32";
+    std::string text = io::read_text_file(plain + "/config.json");
+    const auto key = text.find("\"vocab_size\"");
+    REQUIRE(key != std::string::npos);
+    const auto end = text.find_first_of(",}", key);
+    text.erase(key, end - key + (text[end] == ',' ? 1 : 0));
+    REQUIRE(text.find("vocab_size") == std::string::npos);
+    {
+      std::ofstream out(d + "/no_vocab.json");
+      out << text;
+    }
+    CHECK(run(cli + " logits --config " + d + "/no_vocab.json --weights " + plain +
+              "/model.safetensors --tokens 1,2,3 --out " + d + "/plain.f32") == 0);
+  }
 
   // grad: every parameter's gradient under its name.
   REQUIRE(run(cli + " grad --config " + golden + "/config.json --weights " + golden + "/model.safetensors --tokens " +

@@ -279,9 +279,10 @@ TEST_CASE("gradcheck: the whole FIT language model (decoder and encoder, padded)
   const index_t B = 2, T = 7;  // 3 groups of 3, the last one holding 1 token
   const std::vector<std::int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5, 6, 8, 2, 1};
   const std::vector<std::int32_t> targets{4, 2, 9, 0, 3, 3, -1, 10, 5, 6, 8, 2, 1, 0};
+  // Two blocks (a read consuming the previous block's latents) for the decoder, one for the encoder.
   for (bool causal : {true, false}) {
     config.fit.causal = causal;
-    config.fit.layers = causal ? "(1)1(1)" : "(0)1(1)";
+    config.fit.layers = causal ? "(1)1(1)1(1)" : "(0)1(1)";
     config.num_layers = static_cast<index_t>(parse_fit_layers(config.fit.layers).size());
     config.normalization = causal ? Normalization::l2_norm_gelu : Normalization::softmax;
     auto model = std::make_shared<LanguageModel<presets::Dynamic<double>, cpu, FitBody>>(config);

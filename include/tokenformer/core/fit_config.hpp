@@ -131,9 +131,13 @@ struct FitConfig {
                          std::to_string(latent_size) + ")");
     constexpr index_t limit = index_t(1) << 31;
     for (index_t v : {group_size, latents_per_group, latent_size, max_groups})
-      if (v > limit) throw config_error("FIT sizes must be below 2^31");
+      if (v > limit) throw config_error("FIT sizes must be at most 2^31");
     if (max_groups > limit / group_size || max_groups > limit / latents_per_group)
-      throw config_error("max_groups * group_size and max_groups * latents_per_group must be below 2^31");
+      throw config_error("max_groups * group_size and max_groups * latents_per_group must be at most 2^31");
+    if (max_groups * latents_per_group > limit / latent_size)
+      throw config_error(
+          "the learned latents (max_groups * latents_per_group * latent_size values) must be at most "
+          "2^31 values");
   }
 
   friend bool operator==(const FitConfig& a, const FitConfig& b) {

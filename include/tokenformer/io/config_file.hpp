@@ -156,6 +156,17 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   return c;
 }
 
+/// The architecture a config file names ("architecture", absent: tokenformer) without reading the
+/// rest, so that a caller can pick the model type before the weights give the vocabulary size.
+inline Architecture read_architecture(const std::string& path) {
+  const Json root = parse_json(read_text_file(path), path);
+  root.as_object(path);
+  const Json* a = root.find("architecture");
+  if (a == nullptr) return Architecture::tokenformer;
+  if (!a->is_string()) throw config_error(path + ": architecture must be a string");
+  return parse_architecture(a->as_string());
+}
+
 /// Reads an official config file; see parse_config.
 inline ModelConfig read_config(const std::string& path, index_t vocab_rows = 0) {
   return parse_config(read_text_file(path), path, vocab_rows);

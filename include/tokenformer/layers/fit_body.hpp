@@ -15,7 +15,18 @@
 //           group g reads group g-1's latents and group 0 reads m zero rows, so no position sees a
 //           later one; the encoder's group g reads its own.
 // Attention inside a group costs O(n²) per group and the global layers O((G·m)²), so with n ~ T^(1/3)
-// … T^(1/2) the body is sub-quadratic in T.
+// … T^(1/2) the body is sub-quadratic in T; with n fixed the local work is linear in T and the global
+// work quadratic with a factor (m/n)².
+//
+// Widths and heads of read and write: each attends at the width of the stream it updates, with that
+// stream's heads (read: latent_size and latent_attention_heads; write: hidden_size and
+// num_attention_heads), so its output projection maps back to the same width. pix2seq's FIT uses
+// min(latent, token) width and heads for both; the two agree when latent_size == hidden_size and
+// latent_attention_heads == num_attention_heads (as in example 05 and the scaling benchmark).
+//
+// Initialization (LanguageModel::initialize): Pattentions as in the TokenFormer LM, with L = the number
+// of units in the value std 2/(L·√C); the latents ~ N(0, 0.02). AdamW decays fit.latents like the
+// embeddings, so rows of groups that training never reaches shrink toward zero.
 //
 // Parameter names: "fit.latents", "fit.{j}.{local|global}.attention.query.key_param_tokens", ...,
 // "fit.{j}.{local|global}.mlp.*", "fit.{j}.{read|write}.{query|key|value|proj}.*" with j the unit.

@@ -6,8 +6,11 @@
 // sits after every real key a real query sees, so one call is exact. Without a mask (the encoder)
 // every query would see the padding keys, so where the last group has only `last_keys` real keys
 // these functions split the call: the full groups of each sequence in one call, its last group in
-// another with keys = last_keys. Padding keys then receive zero gradient.
+// another with keys = last_keys. Padding keys then receive zero gradient. Calls are also split into at
+// most 65535 groups each (the CUDA kernels put groups on a grid dimension of that size).
 #pragma once
+
+#include <algorithm>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
@@ -18,11 +21,15 @@ namespace tokenformer {
 
 namespace grouped_attention_detail {
 
+/// The most groups one attention call takes.
+constexpr index_t max_call_groups = 65535;
+
 /// Calls f(first group, group count, keys) for each call the padded layout needs.
 template <class F>
 void for_each_call(const kernels::AttentionShape& s, index_t groups, index_t last_keys, F&& f) {
   if (last_keys <= 0 || last_keys >= s.keys) {
-    f(index_t(0), s.batch, s.keys);
+    for (index_t first = 0; first < s.batch || first == 0; first += max_call_groups)
+      f(first, std::min(max_call_groups, s.batch - first), s.keys);
     return;
   }
   if (s.mask != kernels::AttentionMask::none)
@@ -31,7 +38,8 @@ void for_each_call(const kernels::AttentionShape& s, index_t groups, index_t las
     throw shape_error("attention batch " + std::to_string(s.batch) + " is not a multiple of " + std::to_string(groups) +
                       " groups");
   for (index_t first = 0; first < s.batch; first += groups) {
-    if (groups > 1) f(first, groups - 1, s.keys);
+    for (index_t g = 0; g < groups - 1; g += max_call_groups)
+      f(first + g, std::min(max_call_groups, groups - 1 - g), s.keys);
     f(first + groups - 1, index_t(1), last_keys);
   }
 }

@@ -67,6 +67,8 @@ class SelfAttention {
   void set_layout(const AttentionLayout& layout) {
     if (layout.group < 0 || layout.block < 1 || layout.valid < 0)
       throw config_error("attention layout needs group >= 0, block >= 1, valid >= 0");
+    if (layout.valid > 0 && layout.mask != kernels::AttentionMask::none)
+      throw config_error("attention layout: padding (valid > 0) needs the mask none; causal masks never see it");
     kernels::check_attention_shape(kernels::AttentionShape{1, 1, 1, 1, 1, layout.mask, layout.block, layout.block});
     layout_ = layout;
   }
@@ -149,10 +151,11 @@ class SelfAttention {
       throw shape_error("sequence length " + std::to_string(T_len) + " is not a multiple of the attention group " +
                         std::to_string(group));
     const index_t groups = T_len / group;
-    index_t last_keys = 0;
-    if (layout_.valid > 0 && layout_.valid < T_len) last_keys = layout_.valid - (groups - 1) * group;
-    if (layout_.valid > 0 && last_keys <= 0)
-      throw shape_error("attention layout: the padding fills more than the last group");
+    index_t last_keys = 0;  // 0: no padding (valid unset, or valid >= T)
+    if (layout_.valid > 0 && layout_.valid < T_len) {
+      last_keys = layout_.valid - (groups - 1) * group;
+      if (last_keys <= 0) throw shape_error("attention layout: the padding fills more than the last group");
+    }
     const kernels::AttentionShape shape{B * groups, group,        group,         num_heads_,
                                         head_dim(), layout_.mask, layout_.block, layout_.block};
     return {shape, groups, last_keys};

@@ -24,6 +24,8 @@ template <class Config, class Device, template <class, class> class Block>
 std::vector<std::int32_t> generate(LanguageModel<Config, Device, Block>& model, std::vector<std::int32_t> prompt,
                                    index_t count, Rng& rng, const SamplingOptions& options = {}) {
   if (prompt.empty()) throw argument_error("generate needs a non-empty prompt");
+  if (model.config().architecture == Architecture::fit && !model.config().fit.causal)
+    throw argument_error("generate needs a decoder: this FIT model is an encoder (causal false) and sees later tokens");
   if (options.temperature < 0 || options.max_context <= 0) throw argument_error("bad sampling options");
   using T = typename LanguageModel<Config, Device, Block>::scalar;
   const index_t V = model.vocab_size();
