@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -117,6 +118,15 @@ class Pattention {
     fill(values_.value, values, value_std);
   }
 
+  /// Uses `scratch` for the backward's [M, P] scratch instead of a buffer of its own: the Pattentions of
+  /// one model share one (LanguageModel does this), so a model keeps one scratch of the largest M·P
+  /// instead of one per Pattention. Only one backward may run at a time on Pattentions sharing one;
+  /// a copy of the layer gets its own again. nullptr: back to an own buffer.
+  void share_backward_scratch(std::shared_ptr<Tensor<T, Device>> scratch) {
+    shared_scratch_.pointer = std::move(scratch);
+    if (shared_scratch_.pointer) d_weights_ = Tensor<T, Device>();
+  }
+
   /// Official initialization: keys ~ N(0, key_std), values ~ N(0, value_std), drawn in row order.
   void initialize(Rng& rng, double key_std, double value_std) {
     fill_normal(keys_.value, rng, key_std);
@@ -164,11 +174,11 @@ class Pattention {
       kernels::gemm(device_, values_.grad.data(), dout, weights_.data(), P, true, d_out.data(), dout, false, P, dout, M,
                     T(1), T(1));
     // d_weights = d_out · V_Pᵀ (into the scratch), then d_scores = Θ'ᵀ d_weights (into weights_)  (M, P)
-    d_weights_.resize(Shape{M, P});
-    kernels::gemm(device_, d_weights_.data(), P, d_out.data(), dout, false, values_.value.data(), dout, true, M, P,
-                  dout);
-    kernels::pattention_norm_backward(device_, weights_.data(), d_weights_.data(), scores_.data(), M, P, kind_,
-                                      scale_tokens());
+    Tensor<T, Device>& scratch = shared_scratch_.pointer ? *shared_scratch_.pointer : d_weights_;
+    scratch.reserve(M * P);  // written whole by the GEMM below (beta 0 reads nothing)
+    T* const d_weights = scratch.data();
+    kernels::gemm(device_, d_weights, P, d_out.data(), dout, false, values_.value.data(), dout, true, M, P, dout);
+    kernels::pattention_norm_backward(device_, weights_.data(), d_weights, scores_.data(), M, P, kind_, scale_tokens());
     const T* d_scores = weights_.data();
     // dK_P += d_scoresᵀ · X                                                       (P, d_in)
     if (!keys_.frozen)
@@ -192,7 +202,21 @@ class Pattention {
   Parameter<T, Device> values_;  // (P, d_out)
   Tensor<T, Device> scores_;     // (M, P) activation cache: X·K_Pᵀ of the last forward
   Tensor<T, Device> weights_;    // (M, P) activation cache: Θ(scores); reused for d_scores in backward
-  Tensor<T, Device> d_weights_;  // (M, P) backward scratch
+  Tensor<T, Device> d_weights_;  // (M, P) backward scratch, unless shared
+  /// A shared_ptr that a copy does not share: a copied layer gets its own scratch (no two copies
+  /// running on two threads can collide); a moved one keeps it.
+  struct UnsharedOnCopy {
+    std::shared_ptr<Tensor<T, Device>> pointer;
+    UnsharedOnCopy() = default;
+    UnsharedOnCopy(const UnsharedOnCopy&) {}
+    UnsharedOnCopy(UnsharedOnCopy&&) = default;
+    UnsharedOnCopy& operator=(const UnsharedOnCopy&) {
+      pointer.reset();
+      return *this;
+    }
+    UnsharedOnCopy& operator=(UnsharedOnCopy&&) = default;
+  };
+  UnsharedOnCopy shared_scratch_;
 };
 
 }  // namespace tokenformer

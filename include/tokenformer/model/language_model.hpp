@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,29 @@ class LanguageModel {
     final_norm_bias = Parameter<T, Device>(Shape{config_.hidden_size}, device, /*decayed=*/false);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
     final_norm_weight.value.copy_from_host(ones.data());
+    share_scratch();
   }
+
+  // A copy gets scratch of its own (Pattention's copy drops the sharing), shared again among its
+  // Pattentions; a move keeps the original's.
+  LanguageModel(const LanguageModel& other)
+      : word_embeddings(other.word_embeddings),
+        layers(other.layers),
+        final_norm_weight(other.final_norm_weight),
+        final_norm_bias(other.final_norm_bias),
+        config_(other.config_),
+        device_(other.device_) {
+    share_scratch();
+  }
+  LanguageModel(LanguageModel&&) = default;
+  LanguageModel& operator=(const LanguageModel& other) {
+    if (this != &other) {
+      LanguageModel copy(other);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  LanguageModel& operator=(LanguageModel&&) = default;
 
   const ModelConfig& config() const { return config_; }
   /// Re-reads the token counts and pinned scales of the config from the layers' Pattentions (after
@@ -247,6 +270,13 @@ class LanguageModel {
   }
 
  private:
+  /// Every Pattention's backward scratch is one buffer: backward runs one Pattention at a time.
+  void share_scratch() {
+    auto scratch = std::make_shared<Tensor<T, Device>>(Shape{0}, device_);
+    for_each_pattention(
+        [&](const std::string&, PattentionRole, Pattention<T, Device>& p) { p.share_backward_scratch(scratch); });
+  }
+
   /// Number of targets that are not −1; throws argument_error for ids outside [−1, V) or no target.
   index_t count_targets(const std::int32_t* targets, index_t M, const char* caller) const {
     const index_t V = vocab_size();
