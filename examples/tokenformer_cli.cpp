@@ -69,16 +69,22 @@ const char* usage_text =
     "  init --config CONFIG.json --out MODEL.safetensors [--seed S]\n"
     "      write a randomly initialized model of the config (any architecture)\n"
     "\n"
-    "configs with \"architecture\": \"fit\" select the FIT body in every command\n";
+    "configs with \"architecture\": \"fit\" select the FIT body in every command, \"transformer\" the plain\n"
+    "Transformer baseline (Linear layers; grow has nothing to grow there)\n";
 
 using TokenFormerModel = LanguageModel<presets::Dynamic<float>>;
 using FitModel = LanguageModel<presets::Dynamic<float>, cpu, FitBody>;
+using TransformerModel = LanguageModel<presets::Dynamic<float>, cpu, TransformerLayer>;
 
 /// Calls f(model) with a float model of `config`'s architecture (zero-initialized).
 template <class F>
 int with_model(const ModelConfig& config, F&& f) {
   if (config.architecture == Architecture::fit) {
     FitModel model(config);
+    return f(model);
+  }
+  if (config.architecture == Architecture::transformer) {
+    TransformerModel model(config);
     return f(model);
   }
   TokenFormerModel model(config);
@@ -88,8 +94,13 @@ int with_model(const ModelConfig& config, F&& f) {
 /// Calls f(model) with the model of a config file and its weights, of the config's architecture.
 template <class F>
 int with_loaded_model(const std::string& config_path, const std::string& weights_path, F&& f) {
-  if (io::read_architecture(config_path) == Architecture::fit) {
+  const Architecture architecture = io::read_architecture(config_path);
+  if (architecture == Architecture::fit) {
     auto model = io::load_model<presets::Dynamic<float>, cpu, FitBody>(config_path, weights_path);
+    return f(model);
+  }
+  if (architecture == Architecture::transformer) {
+    auto model = io::load_model<presets::Dynamic<float>, cpu, TransformerLayer>(config_path, weights_path);
     return f(model);
   }
   auto model = io::load_model(config_path, weights_path);

@@ -17,6 +17,7 @@
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
 #include "tokenformer/layers/fit_body.hpp"
+#include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/copy_parameters.hpp"
 #include "tokenformer/model/language_model.hpp"
 #include "tokenformer/train/optimizer.hpp"
@@ -169,6 +170,17 @@ void kernels_match_reference(double forward_tolerance, double backward_tolerance
     kernels::rotary_backward(device, d_dx.data(), B, T_len, H, D, rot, 10000.0, 3);
     same(download(d_y), y, forward_tolerance, "rotary dims " + std::to_string(rot));
     same(download(d_dx), dx, backward_tolerance, "rotary backward dims " + std::to_string(rot));
+  }
+  for (index_t n : {index_t(1), index_t(37), index_t(4099)}) {  // vector body, tails, several chunks
+    const auto x = rnd(n, 2.5), dy = rnd(n);
+    std::vector<T> y(static_cast<std::size_t>(n)), dx(static_cast<std::size_t>(n));
+    kernels::gelu_forward(ref, y.data(), x.data(), n);
+    kernels::gelu_backward(ref, dx.data(), dy.data(), x.data(), n);
+    auto g_x = upload(x, device), g_y = upload(std::vector<T>(y.size(), T(7)), device), g_dy = upload(dy, device);
+    kernels::gelu_forward(device, g_y.data(), g_x.data(), n);
+    kernels::gelu_backward(device, g_dy.data(), g_dy.data(), g_x.data(), n);  // in place, as the layers use it
+    same(download(g_y), y, forward_tolerance, "gelu n=" + std::to_string(n));
+    same(download(g_dy), dx, backward_tolerance, "gelu backward n=" + std::to_string(n));
   }
   {
     const index_t V = 11, C = 7, N = 23;
@@ -323,6 +335,20 @@ void fit_model_matches_reference(double tolerance, Device device = {}) {
       model_case_matches_reference<FitBody>(config, tolerance, device, causal ? "FIT decoder" : "FIT encoder");
     }
   }
+}
+
+/// The plain Transformer language model (Linear layers with biases, GeLU MLP, affine norms).
+template <class Device>
+void transformer_model_matches_reference(double tolerance, Device device = {}) {
+  ModelConfig config;
+  config.architecture = Architecture::transformer;
+  config.num_layers = 2;
+  config.hidden_size = 16;
+  config.num_heads = 2;
+  config.intermediate_size = 24;
+  config.vocab_size = 23;
+  config.rotary_pct = 0.5;
+  model_case_matches_reference<TransformerLayer>(config, tolerance, device, "Transformer");
 }
 
 }  // namespace device_cases

@@ -168,6 +168,24 @@ std::vector<GradCase> kernel_cases(Device device = {}) {
     };
     cases.push_back(c);
   }
+  // Exact GeLU, elementwise (around 0 and in both tails).
+  {
+    const index_t n = 31;
+    GradCase c;
+    c.name = on + "gelu";
+    c.inputs = {random_vector<double>(static_cast<std::size_t>(n), 41, 2.5)};
+    c.forward = [=](const Inputs& in) {
+      auto x = upload(in[0], device), y = upload(Vector(in[0].size()), device);
+      kernels::gelu_forward(device, y.data(), x.data(), n);
+      return download(y);
+    };
+    c.backward = [=](const Inputs& in, const Vector& dy) {
+      auto x = upload(in[0], device), g = upload(dy, device);
+      kernels::gelu_backward(device, g.data(), g.data(), x.data(), n);
+      return Inputs{download(g)};
+    };
+    cases.push_back(c);
+  }
   return cases;
 }
 

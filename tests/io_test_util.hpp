@@ -56,6 +56,8 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
 
   std::string file(const std::string& name) const { return (path_ / name).string(); }
+  /// The directory itself.
+  std::string str() const { return path_.string(); }
   /// Names of the entries in the directory, sorted.
   std::vector<std::string> entries() const {
     std::vector<std::string> names;

@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include "golden_model.hpp"
 #include "test_util.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/io/checkpoint.hpp"
@@ -138,7 +139,7 @@ TEST_CASE("FIT configs: JSON keys round-trip, and wrong ones are refused by name
   // num_layers may be left out: it follows from fit_layers.
   CHECK(io::parse_config(replaced("\"num_layers\": 7,", "")).num_layers == 7);
   // A FIT config needs the FIT body, and the FIT body a FIT config.
-  CHECK_THROWS_WITH(LanguageModel<presets::Dynamic<float>>(c), Catch::Contains("needs its body type"));
+  CHECK_THROWS_WITH(LanguageModel<presets::Dynamic<float>>(c), Catch::Contains("needs its block type"));
   ModelConfig plain = c;
   plain.architecture = Architecture::tokenformer;
   CHECK_THROWS_AS(FitModel<float>(plain), config_error);
@@ -388,44 +389,8 @@ TEST_CASE("grouped attention splits calls of more than 65535 groups, padded or n
 TEST_CASE("FIT logits and gradients match the independent PyTorch reference", "[fit][golden]") {
   // Decoder (T = 14, not a multiple of the group size), encoder with a padded last group, and a
   // softmax decoder with groups of 3: see tests/reference/make_golden_fit.py.
-  for (const char* name : {"fit_ar_f32", "fit_enc_f32", "fit_ar_softmax_f32"}) {
-    INFO(name);
-    const std::string dir = test_util::data_dir() + "/" + std::string(name);
-    auto model =
-        io::load_model<presets::Dynamic<float>, cpu, FitBody>(dir + "/config.json", dir + "/model.safetensors");
-    CHECK(model.config().architecture == Architecture::fit);
-    const auto sequences = test_util::read_sequences(dir + "/tokens.txt");
-    const auto B = static_cast<index_t>(sequences.size()), T_len = static_cast<index_t>(sequences[0].size());
-    std::vector<std::int32_t> tokens, targets;
-    for (const auto& s : sequences) {
-      tokens.insert(tokens.end(), s.begin(), s.end());
-      targets.insert(targets.end(), s.begin() + 1, s.end());
-      targets.push_back(-1);
-    }
-    std::ifstream file(dir + "/logits.f32", std::ios::binary);
-    std::vector<float> golden(static_cast<std::size_t>(B * T_len * model.vocab_size()));
-    file.read(reinterpret_cast<char*>(golden.data()), static_cast<std::streamsize>(golden.size() * sizeof(float)));
-    REQUIRE(file.gcount() == static_cast<std::streamsize>(golden.size() * sizeof(float)));
-    const auto logits = model.forward(tokens, B, T_len);
-    CHECK(test_util::max_abs_diff(std::vector<float>(logits.data(), logits.data() + logits.size()), golden) <= 1e-4);
-
-    model.enable_training();
-    model.zero_grad();
-    const double loss = model.forward_backward(tokens.data(), targets.data(), B, T_len);
-    io::SafetensorsReader grads(dir + "/grads_batch.safetensors");
-    std::vector<float> reference_loss(1);
-    grads.read("loss", Shape{1}, reference_loss.data());
-    CHECK(loss == Approx(reference_loss[0]).epsilon(1e-5));
-    std::size_t checked = 0;
-    model.for_each_parameter([&](const std::string& param, Parameter<float>& p) {
-      std::vector<float> reference(static_cast<std::size_t>(p.size()));
-      grads.read(param, p.shape(), reference.data());
-      INFO(param);
-      CHECK(test_util::relative_error(std::vector<float>(p.grad.data(), p.grad.data() + p.size()), reference) <= 1e-3);
-      ++checked;
-    });
-    CHECK(checked == grads.tensors().size() - 1);  // every parameter, not "loss"
-  }
+  for (const char* name : {"fit_ar_f32", "fit_enc_f32", "fit_ar_softmax_f32"})
+    golden_model::check_case<FitBody>(test_util::data_dir() + "/" + std::string(name));
 }
 
 TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[fit][cli]") {
@@ -435,13 +400,7 @@ TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[f
   TempDir dir;
   const std::string d = dir.path.string();
   const auto run = [](const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); };
-  const auto read_floats = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    std::vector<float> v(static_cast<std::size_t>(in.tellg()) / sizeof(float));
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-    return v;
-  };
+  using test_util::read_floats;
   // logits of the golden decoder's first sequence, against the reference's.
   const auto sequences = test_util::read_sequences(golden + "/tokens.txt");
   std::string ids;

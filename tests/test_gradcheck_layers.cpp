@@ -2,6 +2,7 @@
 // same harness as the kernels (tests/gradcheck.hpp).
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "tokenformer/layers/pattention.hpp"
 #include "tokenformer/layers/self_attention.hpp"
 #include "tokenformer/layers/tokenformer_layer.hpp"
+#include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/language_model.hpp"
 
 using namespace tokenformer;
@@ -64,6 +66,29 @@ Tensor<double> tensor_of(const Vector& v, index_t rows, index_t cols) {
   return t;
 }
 Vector vector_of(const Tensor<double>& t) { return Vector(t.data(), t.data() + t.size()); }
+
+/// The gradient check of a whole model's mean next-token loss over every parameter (randomized).
+template <class Model>
+void require_model_gradients_match(std::shared_ptr<Model> model, const std::string& name,
+                                   const std::vector<std::int32_t>& tokens, const std::vector<std::int32_t>& targets,
+                                   index_t B, index_t T, std::size_t max_entries, std::uint64_t seed = 9) {
+  randomize_and_enable(*model, seed);
+  GradCase c;
+  c.name = name;
+  c.inputs = parameters_of(*model, false);
+  c.forward = [=](const Inputs& in) {
+    set_parameters(*model, in, 0);
+    model->zero_grad();
+    return Vector{model->forward_backward(tokens.data(), targets.data(), B, T)};
+  };
+  c.backward = [=](const Inputs& in, const Vector& dy) {
+    set_parameters(*model, in, 0);
+    model->zero_grad();
+    model->forward_backward(tokens.data(), targets.data(), B, T, dy[0]);
+    return parameters_of(*model, true);
+  };
+  require_gradients_match(c, max_entries);
+}
 
 }  // namespace
 
@@ -235,29 +260,30 @@ TEST_CASE("gradcheck: the whole language model's mean next-token loss, every par
   config.ffn_tokens = 6;
   config.vocab_size = 11;
   config.rotary_pct = 0.5;
+  const std::vector<std::int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5};
+  const std::vector<std::int32_t> targets{4, 2, 9, 0, -1, 3, 7, 10, 5, 1};
   for (auto kind : {Normalization::l2_norm_gelu, Normalization::softmax}) {
     config.normalization = kind;
-    auto model = std::make_shared<LanguageModel<Small>>(config);
-    randomize_and_enable(*model, 9);
-    const index_t B = 2, T = 5;
-    const std::vector<std::int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5};
-    const std::vector<std::int32_t> targets{4, 2, 9, 0, -1, 3, 7, 10, 5, 1};
-    GradCase c;
-    c.name = std::string("LanguageModel ") + to_string(kind);
-    c.inputs = parameters_of(*model, false);
-    c.forward = [=](const Inputs& in) {
-      set_parameters(*model, in, 0);
-      model->zero_grad();
-      return Vector{model->forward_backward(tokens.data(), targets.data(), B, T)};
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      set_parameters(*model, in, 0);
-      model->zero_grad();
-      model->forward_backward(tokens.data(), targets.data(), B, T, dy[0]);
-      return parameters_of(*model, true);
-    };
-    require_gradients_match(c, 200);
+    require_model_gradients_match(std::make_shared<LanguageModel<Small>>(config),
+                                  std::string("LanguageModel ") + to_string(kind), tokens, targets, 2, 5, 200);
   }
+}
+
+TEST_CASE("gradcheck: the plain Transformer language model (Linear layers, GeLU MLP, affine norms), every parameter",
+          "[gradcheck][model][transformer]") {
+  ModelConfig config;
+  config.architecture = Architecture::transformer;
+  config.num_layers = 2;
+  config.hidden_size = 8;
+  config.num_heads = 2;
+  config.intermediate_size = 12;
+  config.vocab_size = 11;
+  config.rotary_pct = 0.5;
+  const std::vector<std::int32_t> tokens{1, 4, 2, 9, 0, 3, 3, 7, 10, 5};
+  const std::vector<std::int32_t> targets{4, 2, 9, 0, -1, 3, 7, 10, 5, 1};
+  require_model_gradients_match(
+      std::make_shared<LanguageModel<presets::Dynamic<double>, cpu, TransformerLayer>>(config), "Transformer", tokens,
+      targets, 2, 5, 200);
 }
 
 TEST_CASE("gradcheck: the whole FIT language model (decoder and encoder, padded), every parameter",
@@ -285,23 +311,8 @@ TEST_CASE("gradcheck: the whole FIT language model (decoder and encoder, padded)
     config.fit.layers = causal ? "(1)1(1)1(1)" : "(0)1(1)";
     config.num_layers = static_cast<index_t>(parse_fit_layers(config.fit.layers).size());
     config.normalization = causal ? Normalization::l2_norm_gelu : Normalization::softmax;
-    auto model = std::make_shared<LanguageModel<presets::Dynamic<double>, cpu, FitBody>>(config);
-    randomize_and_enable(*model, 21);
-    GradCase c;
-    c.name = causal ? "FIT decoder" : "FIT encoder";
-    c.inputs = parameters_of(*model, false);
-    c.forward = [=](const Inputs& in) {
-      set_parameters(*model, in, 0);
-      model->zero_grad();
-      return Vector{model->forward_backward(tokens.data(), targets.data(), B, T)};
-    };
-    c.backward = [=](const Inputs& in, const Vector& dy) {
-      set_parameters(*model, in, 0);
-      model->zero_grad();
-      model->forward_backward(tokens.data(), targets.data(), B, T, dy[0]);
-      return parameters_of(*model, true);
-    };
-    require_gradients_match(c, 120);
+    require_model_gradients_match(std::make_shared<LanguageModel<presets::Dynamic<double>, cpu, FitBody>>(config),
+                                  causal ? "FIT decoder" : "FIT encoder", tokens, targets, B, T, 120, 21);
   }
 }
 

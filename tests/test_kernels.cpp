@@ -81,6 +81,21 @@ TEMPLATE_TEST_CASE("pattention_norm matches the reference for every normalizatio
   }
 }
 
+TEST_CASE("gelu values computed by hand (exact GeLU, torch.nn.functional.gelu's default)", "[kernels][gelu]") {
+  // gelu(x) = x·Φ(x): Φ(1) = 0.8413447460685429, Φ(-1) = 1 - Φ(1); gelu'(x) = Φ(x) + x·φ(x).
+  const std::vector<double> x{1.0, -1.0, 0.0};
+  std::vector<double> y(3), dx{2.0, 2.0, 2.0};
+  kernels::gelu_forward(cpu{}, y.data(), x.data(), 3);
+  CHECK(y[0] == Approx(0.8413447460685429).epsilon(1e-14));
+  CHECK(y[1] == Approx(-0.15865525393145707).epsilon(1e-14));
+  CHECK(y[2] == 0.0);
+  kernels::gelu_backward(cpu{}, dx.data(), dx.data(), x.data(), 3);
+  const double phi1 = std::exp(-0.5) / std::sqrt(2.0 * 3.14159265358979323846);
+  CHECK(dx[0] == Approx(2.0 * (0.8413447460685429 + phi1)).epsilon(1e-14));
+  CHECK(dx[1] == Approx(2.0 * (0.15865525393145707 - phi1)).epsilon(1e-14));
+  CHECK(dx[2] == Approx(1.0).epsilon(1e-14));
+}
+
 TEST_CASE("pattention_norm values computed by hand", "[kernels][pattention_norm]") {
   // Row [3, 4]: ||s|| = 5, n = 2, so s·√2/5 = [0.8485, 1.1314] before GeLU.
   const std::vector<double> s{3.0, 4.0};

@@ -236,6 +236,11 @@ TEST_CASE("the language model on the cpu matches the reference device: logits, l
   device_cases::model_matches_reference(1e-10, cpu{});
 }
 
+TEST_CASE("the plain Transformer language model on the cpu matches the reference device",
+          "[layers][model][devices][transformer]") {
+  device_cases::transformer_model_matches_reference(1e-10, cpu{});
+}
+
 TEST_CASE("the FIT language model on the cpu matches the reference device (decoder, encoder, padded groups)",
           "[layers][model][devices][fit]") {
   device_cases::fit_model_matches_reference(1e-10, cpu{});

@@ -66,6 +66,16 @@ inline std::vector<std::vector<std::int32_t>> read_sequences(const std::string& 
   return sequences;
 }
 
+/// The little-endian float32 values of a whole file (empty if it cannot be read).
+inline std::vector<float> read_floats(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::vector<float> v(static_cast<std::size_t>(in.tellg()) / sizeof(float));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  return v;
+}
+
 /// max_i |ours_i − reference_i| / max_i |reference_i|: the error relative to the tensor's scale.
 template <class T, class U>
 double relative_error(const std::vector<T>& ours, const std::vector<U>& reference) {

@@ -261,6 +261,10 @@ TEST_CASE("cuda FIT language model matches the reference device (decoder, encode
   device_cases::fit_model_matches_reference(1e-10, Gpu{});
 }
 
+TEST_CASE("cuda plain Transformer language model matches the reference device", "[cuda][model][transformer]") {
+  device_cases::transformer_model_matches_reference(1e-10, Gpu{});
+}
+
 TEMPLATE_TEST_CASE("cuda embedding and fused cross-entropy match the cpu, repeated ids and ignored rows",
                    "[cuda][embedding][loss]", float, double) {
   using T = TestType;

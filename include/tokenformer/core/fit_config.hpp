@@ -23,13 +23,15 @@
 
 namespace tokenformer {
 
-/// Which body a model has: the official TokenFormer stack, or FIT.
-enum class Architecture { tokenformer, fit };
+/// Which body a model has: the official TokenFormer stack, FIT, or the plain Transformer baseline
+/// (Linear projections and a GeLU MLP: layers/transformer_layer.hpp).
+enum class Architecture { tokenformer, fit, transformer };
 
 inline const char* to_string(Architecture a) {
   switch (a) {
     case Architecture::tokenformer: return "tokenformer";
     case Architecture::fit: return "fit";
+    case Architecture::transformer: return "transformer";
   }
   return "unknown";
 }
@@ -38,7 +40,8 @@ inline const char* to_string(Architecture a) {
 inline Architecture parse_architecture(const std::string& name) {
   if (name == "tokenformer") return Architecture::tokenformer;
   if (name == "fit") return Architecture::fit;
-  throw config_error("unknown architecture '" + name + "' (expected tokenformer or fit)");
+  if (name == "transformer") return Architecture::transformer;
+  throw config_error("unknown architecture '" + name + "' (expected tokenformer, fit or transformer)");
 }
 
 /// The kind of one unit of a FIT body.

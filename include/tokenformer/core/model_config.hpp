@@ -68,6 +68,12 @@ struct ModelConfig {
   /// core/fit_config.hpp). Every Pattention of a FIT unit uses that unit's token counts.
   Architecture architecture = Architecture::tokenformer;
   FitConfig fit;
+  /// Transformer only: the MLP's hidden size (official GPT-NeoX key intermediate_size; 0: 4·hidden_size).
+  /// A transformer has no parameter tokens: its token counts are 0 and not read or written.
+  index_t intermediate_size = 0;
+
+  /// The transformer's MLP hidden size: intermediate_size, or 4·hidden_size when it is 0.
+  index_t mlp_size() const { return intermediate_size > 0 ? intermediate_size : 4 * hidden_size; }
 
   /// The token counts of layer `i`.
   LayerTokens layer(index_t i) const {
@@ -95,10 +101,14 @@ struct ModelConfig {
   /// Number of scalar parameters of a model of this config: embedding (tied head), per layer the
   /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm. For FIT,
   /// per unit: local and global layers as above at their widths, read and write their four
-  /// Pattentions (K and V map one width to the other), and the latent initialization.
+  /// Pattentions (K and V map one width to the other), and the latent initialization. Transformer:
+  /// per layer four C×C Linear layers and the MLP with their biases, and two affine LayerNorms.
   index_t parameter_count() const {
     index_t pattention = 0;
-    if (architecture == Architecture::fit) {
+    if (architecture == Architecture::transformer) {
+      const index_t C = hidden_size, I = mlp_size();
+      pattention = num_layers * (4 * (C * C + C) + 2 * C * I + I + C + 4 * C);
+    } else if (architecture == Architecture::fit) {
       const index_t C = hidden_size, Cl = fit.latent_size;
       const auto units = parse_fit_layers(fit.layers);
       for (std::size_t i = 0; i < units.size(); ++i) {
@@ -127,8 +137,13 @@ struct ModelConfig {
   /// it runs on per token: 1 for the token side, m/n for the latent side) + attention per token:
   /// local 12·C·n/2 (decoder) or 12·C·n (encoder), read 12·Cl·m, write 12·C·m, global
   /// 12·Cl·(m/n)·G·m/2 (decoder) or 12·Cl·(m/n)·G·m (encoder), and the head 6·V·C.
+  /// Transformer: 6 · (L · (4·C² + 2·C·I) + V·C) + 6 · L · T · C (biases and norms left out).
   double training_flops_per_token(index_t sequence_length) const {
     const double C = static_cast<double>(hidden_size), V = static_cast<double>(vocab_size);
+    if (architecture == Architecture::transformer)
+      return 6.0 *
+                 (static_cast<double>(num_layers) * (4.0 * C * C + 2.0 * C * static_cast<double>(mlp_size())) + V * C) +
+             6.0 * static_cast<double>(num_layers) * static_cast<double>(sequence_length) * C;
     if (architecture == Architecture::fit) {
       const double Cl = static_cast<double>(fit.latent_size), n = static_cast<double>(fit.group_size),
                    m = static_cast<double>(fit.latents_per_group), lat = m / n;
@@ -172,10 +187,23 @@ struct ModelConfig {
     positive(num_layers, "num_layers");
     positive(hidden_size, "hidden_size");
     positive(num_heads, "num_attention_heads");
-    positive(qkv_tokens, "qkv_slot_num");
-    positive(proj_tokens, "proj_slot_num");
-    positive(ffn_tokens, "ffn_slot_num");
     positive(vocab_size, "vocab_size");
+    if (architecture == Architecture::transformer) {
+      if (qkv_tokens != 0 || proj_tokens != 0 || ffn_tokens != 0 || qkv_scale_tokens != 0 || proj_scale_tokens != 0 ||
+          ffn_scale_tokens != 0 || !per_layer.empty())
+        throw config_error("a transformer config has no parameter tokens (its token counts must be 0)");
+      if (intermediate_size < 0)
+        throw config_error("intermediate_size must be positive (or 0 for 4 * hidden_size), got " +
+                           std::to_string(intermediate_size));
+      if (hidden_size > (index_t(1) << 40) / 4) throw config_error("hidden_size is too large");
+    } else {
+      if (intermediate_size != 0)
+        throw config_error("intermediate_size is a transformer setting; a " + std::string(to_string(architecture)) +
+                           " config must leave it 0");
+      positive(qkv_tokens, "qkv_slot_num");
+      positive(proj_tokens, "proj_slot_num");
+      positive(ffn_tokens, "ffn_slot_num");
+    }
     if (hidden_size % num_heads != 0)
       throw config_error("num_attention_heads (" + std::to_string(num_heads) + ") must divide hidden_size (" +
                          std::to_string(hidden_size) + ")");
@@ -205,7 +233,8 @@ struct ModelConfig {
       if (per_layer.front() != layer_zero_scalars())
         throw config_error("per-layer token counts: layer 0 must equal qkv_slot_num, proj_slot_num, ffn_slot_num");
     }
-    if (architecture != Architecture::tokenformer && architecture != Architecture::fit)
+    if (architecture != Architecture::tokenformer && architecture != Architecture::fit &&
+        architecture != Architecture::transformer)
       throw config_error("unknown architecture value " + std::to_string(static_cast<int>(architecture)));
     if (architecture == Architecture::fit) {
       fit.validate();
@@ -227,7 +256,8 @@ struct ModelConfig {
            a.layernorm_epsilon == b.layernorm_epsilon && a.rotary_base == b.rotary_base &&
            a.qkv_scale_tokens == b.qkv_scale_tokens && a.proj_scale_tokens == b.proj_scale_tokens &&
            a.ffn_scale_tokens == b.ffn_scale_tokens && a.per_layer == b.per_layer && a.architecture == b.architecture &&
-           (a.architecture != Architecture::fit || a.fit == b.fit);
+           (a.architecture != Architecture::fit || a.fit == b.fit) &&
+           (a.architecture != Architecture::transformer || a.mlp_size() == b.mlp_size());
   }
 
  private:

@@ -12,7 +12,9 @@
 // FIT (a tokenformer extension): "architecture": "fit" with fit_layers, group_size,
 // latents_per_group, latent_size, latent_attention_heads, max_groups and causal (default true); its
 // num_layers is the number of FIT units and may be left out (see core/fit_config.hpp). FIT keys
-// without "architecture": "fit" are an error.
+// without "architecture": "fit" are an error. The plain Transformer baseline: "architecture":
+// "transformer" with intermediate_size (default 4 * hidden_size) and norm "layernorm"; the Pattention
+// keys (the six token keys, norm_activation_type) are an error there, and intermediate_size elsewhere.
 #pragma once
 
 #include <fstream>
@@ -68,16 +70,27 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
       throw config_error(source + ": " + std::string(key) + " = " + v->dump() +
                          " is not supported (this library implements \"" + supported + "\")");
   };
-  expect_value("pos_emb", "rotary");
-  expect_value("norm", "layernorm_nonparam");
-  expect_value("final_norm", "layernorm");
-  if (const Json* tying = root.find("no_weight_tying"); tying != nullptr && !(tying->is_bool() && !tying->as_bool()))
-    throw config_error(source + ": no_weight_tying must be false (embeddings are tied)");
-
   ModelConfig c;
   if (const Json* a = root.find("architecture"); a != nullptr) {
     if (!a->is_string()) throw config_error(source + ": architecture must be a string");
     c.architecture = parse_architecture(a->as_string());
+  }
+  const bool transformer = c.architecture == Architecture::transformer;
+  expect_value("pos_emb", "rotary");
+  expect_value("norm", transformer ? "layernorm" : "layernorm_nonparam");
+  expect_value("final_norm", "layernorm");
+  if (const Json* tying = root.find("no_weight_tying"); tying != nullptr && !(tying->is_bool() && !tying->as_bool()))
+    throw config_error(source + ": no_weight_tying must be false (embeddings are tied)");
+  static const char* const token_keys[] = {"qkv_slot_num",        "proj_slot_num",       "ffn_slot_num",
+                                           "qkv_scale_slot_num",  "proj_scale_slot_num", "ffn_scale_slot_num",
+                                           "norm_activation_type"};
+  if (transformer) {
+    for (const char* key : token_keys)
+      if (root.find(key) != nullptr)
+        throw config_error(source + ": " + std::string(key) +
+                           " is a Pattention key, but a transformer has Linear layers (no parameter tokens)");
+  } else if (root.find("intermediate_size") != nullptr) {
+    throw config_error(source + ": intermediate_size is a transformer key but architecture is not \"transformer\"");
   }
   static const char* const fit_keys[] = {
       "fit_layers", "group_size", "latents_per_group", "latent_size", "latent_attention_heads", "max_groups", "causal"};
@@ -113,6 +126,11 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   c.rotary_pct = number("rotary_pct", 0.25);
   c.layernorm_epsilon = number("layernorm_epsilon", 1e-5);
   c.rotary_base = number("rotary_emb_base", 10000.0);
+  if (transformer) {
+    c.intermediate_size = integer("intermediate_size", false);
+    c.validate();
+    return c;
+  }
   // Token counts and pinned scales: an integer for every layer, or a list of one per layer.
   const auto per_layer = [&](const char* key, bool count) {
     std::vector<index_t> values(static_cast<std::size_t>(c.num_layers), 0);
@@ -183,9 +201,14 @@ inline std::string config_to_json(const ModelConfig& c) {
                  {"norm_activation_type", Json(to_string(c.normalization))},
                  {"layernorm_epsilon", Json(c.layernorm_epsilon)},
                  {"pos_emb", Json("rotary")},
-                 {"norm", Json("layernorm_nonparam")},
+                 {"norm", Json(c.architecture == Architecture::transformer ? "layernorm" : "layernorm_nonparam")},
                  {"final_norm", Json("layernorm")},
                  {"no_weight_tying", Json(false)}};
+  if (c.architecture == Architecture::transformer) {
+    o.erase("norm_activation_type");
+    o["architecture"] = Json(to_string(c.architecture));
+    o["intermediate_size"] = Json(static_cast<long long>(c.mlp_size()));
+  }
   // Each token key: one integer where every layer agrees, else a list of one per layer. A pinned
   // scale key is left out where no layer pins it.
   const auto tokens = [&](const char* key, index_t LayerTokens::*field, bool always) {
@@ -205,13 +228,15 @@ inline std::string config_to_json(const ModelConfig& c) {
       o[key] = Json(list);
     }
   };
-  tokens("qkv_slot_num", &LayerTokens::qkv, true);
-  tokens("proj_slot_num", &LayerTokens::proj, true);
-  tokens("ffn_slot_num", &LayerTokens::ffn, true);
-  tokens("qkv_scale_slot_num", &LayerTokens::qkv_scale, false);
-  tokens("proj_scale_slot_num", &LayerTokens::proj_scale, false);
-  tokens("ffn_scale_slot_num", &LayerTokens::ffn_scale, false);
-  if (c.architecture != Architecture::tokenformer) {
+  if (c.architecture != Architecture::transformer) {
+    tokens("qkv_slot_num", &LayerTokens::qkv, true);
+    tokens("proj_slot_num", &LayerTokens::proj, true);
+    tokens("ffn_slot_num", &LayerTokens::ffn, true);
+    tokens("qkv_scale_slot_num", &LayerTokens::qkv_scale, false);
+    tokens("proj_scale_slot_num", &LayerTokens::proj_scale, false);
+    tokens("ffn_scale_slot_num", &LayerTokens::ffn_scale, false);
+  }
+  if (c.architecture == Architecture::fit) {
     o["architecture"] = Json(to_string(c.architecture));
     o["fit_layers"] = Json(c.fit.layers);
     o["group_size"] = Json(static_cast<long long>(c.fit.group_size));

@@ -18,6 +18,7 @@
 //   embedding_forward(d, out, tokens, table, N, C); embedding_backward(d, d_table, dout, tokens, N, C)
 //   cross_entropy_forward_backward(d, logits_then_grad, losses, targets, N, V, grad_scale) -> double
 //   adamw_step_many(d, segments, count, lr, beta1, beta2, eps, step)
+//   gelu_forward(d, out, x, n); gelu_backward(d, dx, dy, x, n) (dx = dy · gelu'(x))
 //   copy(d, out, in, n); scale(d, x, factor, n); add(d, y, x, n) (y += x); sum_of_squares(d, x, n) -> double;
 //   first_non_finite(d, x, n) -> index_t
 #pragma once
@@ -75,6 +76,8 @@ constexpr auto adamw_step_many =
     [](const auto& d, auto* p) -> decltype(void(kernels::adamw_step_many(
                                    d, static_cast<const AdamWSegment<std::remove_pointer_t<decltype(p)>>*>(nullptr),
                                    std::size_t{0}, 1.0, 0.9, 0.95, 1e-8, 1L))) {};
+constexpr auto gelu_forward = [](const auto& d, auto* p) -> decltype(void(kernels::gelu_forward(d, p, p, i0))) {};
+constexpr auto gelu_backward = [](const auto& d, auto* p) -> decltype(void(kernels::gelu_backward(d, p, p, p, i0))) {};
 constexpr auto copy = [](const auto& d, auto* p) -> decltype(void(kernels::copy(d, p, p, i0))) {};
 constexpr auto scale = [](const auto& d, auto* p) -> decltype(void(kernels::scale(d, p, *p, i0))) {};
 constexpr auto add =
@@ -135,6 +138,10 @@ constexpr bool check_device() {
   static_assert(contract::provides<decltype(contract::adamw_step_many), Device, T>,
                 "the device lacks kernels::adamw_step_many(const Device&, const AdamWSegment<T>*, std::size_t count, "
                 "double lr, double beta1, double beta2, double eps, long step)");
+  static_assert(contract::provides<decltype(contract::gelu_forward), Device, T>,
+                "the device lacks kernels::gelu_forward(const Device&, T* out, const T* x, index_t n)");
+  static_assert(contract::provides<decltype(contract::gelu_backward), Device, T>,
+                "the device lacks kernels::gelu_backward(const Device&, T* dx, const T* dy, const T* x, index_t n)");
   static_assert(contract::provides<decltype(contract::copy), Device, T>,
                 "the device lacks kernels::copy(const Device&, T* out, const T* in, index_t n)");
   static_assert(contract::provides<decltype(contract::scale), Device, T>,

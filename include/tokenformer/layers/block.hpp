@@ -25,8 +25,10 @@
 #include <utility>
 
 #include "tokenformer/core/config.hpp"
+#include "tokenformer/core/fit_config.hpp"
 #include "tokenformer/core/model_config.hpp"
 #include "tokenformer/core/parameter.hpp"
+#include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/layers/pattention.hpp"
 
@@ -82,6 +84,23 @@ template <class Block, class = void>
 struct block_is_body : std::false_type {};
 template <class Block>
 struct block_is_body<Block, std::enable_if_t<Block::is_body>> : std::true_type {};
+
+/// The architecture a block type implements (`static constexpr Architecture architecture`; absent:
+/// tokenformer): LanguageModel refuses a config that names another one.
+template <class Block, class = void>
+struct block_architecture : std::integral_constant<Architecture, Architecture::tokenformer> {};
+template <class Block>
+struct block_architecture<Block, std::void_t<decltype(Block::architecture)>>
+    : std::integral_constant<Architecture, Block::architecture> {};
+
+/// True when Block has initialize_extra(Rng&): LanguageModel::initialize calls it after the
+/// Pattentions (parameters that are not parameter tokens: FIT's latents, a Transformer's Linear layers).
+template <class Block, class = void>
+struct block_has_initialize_extra : std::false_type {};
+template <class Block>
+struct block_has_initialize_extra<Block,
+                                  std::void_t<decltype(std::declval<Block&>().initialize_extra(std::declval<Rng&>()))>>
+    : std::true_type {};
 
 /// True when Block has every member a LanguageModel block needs; otherwise a static_assert names
 /// the first missing one.

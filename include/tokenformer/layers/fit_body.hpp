@@ -55,6 +55,7 @@ class FitBody {
   /// LanguageModel builds one body instead of a stack of num_layers blocks, and names its
   /// parameters without a layer prefix.
   static constexpr bool is_body = true;
+  static constexpr Architecture architecture = Architecture::fit;
 
   FitBody() = default;
   /// The body of a model of `config` (architecture fit). `layer` is ignored (there is one body).

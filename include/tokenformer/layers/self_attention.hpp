@@ -7,9 +7,14 @@
 // backward(d_x, d_out, x) follows the same steps in reverse, from the activations the forward kept.
 // An AttentionLayout restricts attention to groups of consecutive positions and picks the mask (FIT's
 // local and global layers). Requires: heads divide hidden; rotary dims even. Shapes: x and out [B*T, C].
+// The projection type is a template parameter: Pattention (the default, TokenFormer) or Linear (the
+// plain Transformer baseline); both have forward(out, in, accumulate) and backward(d_in, d_out, in,
+// accumulate).
 #pragma once
 
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
@@ -35,16 +40,25 @@ struct AttentionLayout {
   index_t valid = 0;
 };
 
-template <class T, class Device = cpu>
+template <class T, class Device = cpu, class Projection = Pattention<T, Device>>
 class SelfAttention {
  public:
   SelfAttention() = default;
+  /// Pattention projections of qkv_tokens (Q, K, V) and proj_tokens (output) tokens.
   SelfAttention(index_t hidden_size, index_t num_heads, index_t qkv_tokens, index_t proj_tokens, double rotary_pct,
                 Normalization kind, double rotary_base = 10000.0, Device device = {})
-      : query(hidden_size, hidden_size, qkv_tokens, kind, device),
-        key(hidden_size, hidden_size, qkv_tokens, kind, device),
-        value(hidden_size, hidden_size, qkv_tokens, kind, device),
-        proj(hidden_size, hidden_size, proj_tokens, kind, device),
+      : SelfAttention(Projection(hidden_size, hidden_size, qkv_tokens, kind, device),
+                      Projection(hidden_size, hidden_size, qkv_tokens, kind, device),
+                      Projection(hidden_size, hidden_size, qkv_tokens, kind, device),
+                      Projection(hidden_size, hidden_size, proj_tokens, kind, device), hidden_size, num_heads,
+                      rotary_pct, rotary_base, device) {}
+  /// Any projections mapping hidden_size to hidden_size (Linear layers for the Transformer baseline).
+  SelfAttention(Projection q, Projection k, Projection v, Projection o, index_t hidden_size, index_t num_heads,
+                double rotary_pct, double rotary_base, Device device)
+      : query(std::move(q)),
+        key(std::move(k)),
+        value(std::move(v)),
+        proj(std::move(o)),
         device_(device),
         hidden_size_(hidden_size),
         num_heads_(num_heads),
@@ -56,7 +70,7 @@ class SelfAttention {
     if (rotary_dims_ % 2 != 0) throw config_error("rotary dims must be even, got " + std::to_string(rotary_dims_));
   }
 
-  Pattention<T, Device> query, key, value, proj;
+  Projection query, key, value, proj;
 
   index_t hidden_size() const { return hidden_size_; }
   index_t num_heads() const { return num_heads_; }
@@ -84,13 +98,18 @@ class SelfAttention {
     proj.for_each_parameter(prefixed("proj."));
   }
 
-  /// Visits (path, role, Pattention&) of each Pattention: "query", "key", "value" (qkv) and "proj".
+  /// Visits (path, role, Pattention&) of each Pattention: "query", "key", "value" (qkv) and "proj"
+  /// (none when the projections are not Pattentions).
   template <class Visitor>
   void for_each_pattention(Visitor&& visit) {
-    visit(std::string("query"), PattentionRole::qkv, query);
-    visit(std::string("key"), PattentionRole::qkv, key);
-    visit(std::string("value"), PattentionRole::qkv, value);
-    visit(std::string("proj"), PattentionRole::proj, proj);
+    if constexpr (std::is_same<Projection, Pattention<T, Device>>::value) {
+      visit(std::string("query"), PattentionRole::qkv, query);
+      visit(std::string("key"), PattentionRole::qkv, key);
+      visit(std::string("value"), PattentionRole::qkv, value);
+      visit(std::string("proj"), PattentionRole::proj, proj);
+    } else {
+      (void)visit;
+    }
   }
 
   /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`.

@@ -140,6 +140,8 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
 template <class Config, class Device, template <class, class> class Block>
 void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
   const index_t L = model.layer_count();
+  if (model.config().architecture == Architecture::transformer)
+    throw argument_error("a transformer has Linear layers and no parameter tokens: there is nothing to grow");
   growth_value_std(spec, 0.0);  // a bad value_std fails before anything grows
   for (index_t layer : spec.layers)
     if (layer < 0 || layer >= L)

@@ -59,9 +59,11 @@ class LanguageModel {
   explicit LanguageModel(const ModelConfig& config, Device device = {}) : config_(config), device_(device) {
     config_.validate();
     check_matches_static<Config>(config_);
-    if (!whole_body && config_.architecture != Architecture::tokenformer)
+    if (config_.architecture != block_architecture<Layer>::value)
       throw config_error(std::string("a config of architecture ") + to_string(config_.architecture) +
-                         " needs its body type (LanguageModel<Config, Device, FitBody> for fit)");
+                         " needs its block type (LanguageModel<Config, Device, FitBody> for fit, TransformerLayer "
+                         "for transformer; this model's blocks are " +
+                         to_string(block_architecture<Layer>::value) + ")");
     word_embeddings = Parameter<T, Device>(Shape{config_.vocab_size, config_.hidden_size}, device);
     const index_t blocks = whole_body ? 1 : config_.num_layers;
     layers.reserve(static_cast<std::size_t>(blocks));
@@ -181,7 +183,8 @@ class LanguageModel {
   }
 
   /// The official initialization: embeddings and key tokens ~ N(0, 0.02), value tokens ~ N(0, 2 / (L·√C))
-  /// (the "wang" init), final norm weight 1 and bias 0.
+  /// (the "wang" init), then each block's other parameters (initialize_extra, where a block has it),
+  /// final norm weight 1 and bias 0.
   void initialize(Rng& rng) {
     const double small = 0.02;
     const double wang =
@@ -191,7 +194,8 @@ class LanguageModel {
     word_embeddings.value.copy_from_host(host.data());
     for_each_pattention(
         [&](const std::string&, PattentionRole, Pattention<T, Device>& p) { p.initialize(rng, small, wang); });
-    if constexpr (whole_body) layers[0].initialize_extra(rng);
+    if constexpr (block_has_initialize_extra<Layer>::value)
+      for (auto& layer : layers) layer.initialize_extra(rng);
     std::vector<T> ones(static_cast<std::size_t>(config_.hidden_size), T(1));
     final_norm_weight.value.copy_from_host(ones.data());
     final_norm_bias.value.set_zero();

@@ -1,11 +1,13 @@
 // tokenformer/kernels/cpu/elementwise.hpp: copies and checks over whole tensors on the CPU.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
 
@@ -13,6 +15,37 @@ namespace tokenformer::kernels {
 template <class T>
 void copy(const cpu&, T* out, const T* in, index_t n) {
   if (n > 0 && out != in) std::memcpy(out, in, static_cast<std::size_t>(n) * sizeof(T));
+}
+
+/// out[i] = gelu(x[i]) (exact GeLU, as torch.nn.functional.gelu); out may alias x.
+template <class T>
+void gelu_forward(const cpu&, T* out, const T* x, index_t n) {
+  using B = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(B::size), chunk = 4096;
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (n > 65536)
+#endif
+  for (index_t begin = 0; begin < n; begin += chunk) {
+    const index_t end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
+    for (index_t i = begin; i < vec_end; i += W) simd::gelu(B::load_unaligned(x + i)).store_unaligned(out + i);
+    for (index_t i = vec_end; i < end; ++i) out[i] = simd::gelu(x[i]);
+  }
+}
+
+/// dx[i] = dy[i] · gelu'(x[i]); dx may alias dy.
+template <class T>
+void gelu_backward(const cpu&, T* dx, const T* dy, const T* x, index_t n) {
+  using B = simd::batch<T>;
+  constexpr index_t W = static_cast<index_t>(B::size), chunk = 4096;
+#if TOKENFORMER_OPENMP
+#pragma omp parallel for schedule(static) if (n > 65536)
+#endif
+  for (index_t begin = 0; begin < n; begin += chunk) {
+    const index_t end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
+    for (index_t i = begin; i < vec_end; i += W)
+      (B::load_unaligned(dy + i) * simd::gelu_derivative(B::load_unaligned(x + i))).store_unaligned(dx + i);
+    for (index_t i = vec_end; i < end; ++i) dx[i] = dy[i] * simd::gelu_derivative(x[i]);
+  }
 }
 
 /// Index of the first element of x that is NaN or ±Inf, or -1 if all are finite.

@@ -58,8 +58,8 @@ void layer_norm_forward(const cpu&, T* out,  // (R, C)
 }
 
 /// Gradient of layer_norm_forward; same contract as reference::layer_norm_backward. Rows run in
-/// parallel for the non-parametric form; the affine form (used once, for the final norm) runs its
-/// weight and bias reduction serially.
+/// parallel; the affine form (the final norm, and the plain Transformer's two norms per block) runs its
+/// weight and bias reduction serially, an O(rows·C) pass.
 template <class T>
 void layer_norm_backward(const cpu&, T* dx,  // (R, C)
                          T* d_weight,        // (C) or null

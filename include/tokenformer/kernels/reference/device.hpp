@@ -119,6 +119,19 @@ void add(const reference_device&, T* y, const T* x, index_t n) {
   for (index_t i = 0; i < n; ++i) y[i] += x[i];
 }
 template <class T>
+void gelu_forward(const reference_device&, T* out, const T* x, index_t n) {
+  for (index_t i = 0; i < n; ++i) out[i] = static_cast<T>(reference::gelu(static_cast<double>(x[i])));
+}
+template <class T>
+void gelu_backward(const reference_device&, T* dx, const T* dy, const T* x, index_t n) {
+  for (index_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>(x[i]);
+    const double derivative = 0.5 * (1.0 + std::erf(v / std::sqrt(2.0))) +
+                              v * std::exp(-0.5 * v * v) * 0.39894228040143267794;  // φ = e^(-v²/2)/√(2π)
+    dx[i] = static_cast<T>(static_cast<double>(dy[i]) * derivative);
+  }
+}
+template <class T>
 double sum_of_squares(const reference_device&, const T* x, index_t n) {
   double total = 0.0;
   for (index_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * static_cast<double>(x[i]);
