@@ -19,6 +19,12 @@
 //       Trains a byte-level model (default corpus: Debian's fortunes) and writes DIR/config.json,
 //       DIR/checkpoint.safetensors (weights + optimizer state), DIR/curve.csv and DIR/curve.svg.
 //       --config trains a model of any architecture (vocab_size >= 257 for bytes + end-of-text).
+//   tokenformer-cli transfer --from-config A.json --from-weights A.safetensors --to-config B.json
+//                            --out B.safetensors [--out-config B.json] [--skip embeddings,norms,qkv,proj,ffn]
+//                            [--layer-map S0,S1,...] [--new-tokens INIT] [--pin-scale] [--seed S]
+//       Initializes a model of B's config (seed S), writes into it every component it shares with the
+//       model A (model/transfer.hpp: by role and layer; -1 in the layer map for none), prints the
+//       report on stdout and writes the weights and config.
 //   tokenformer-cli init --config CONFIG.json --out MODEL.safetensors [--seed S]
 //       Writes a randomly initialized model (official initialization) of the config's architecture.
 //
@@ -66,6 +72,11 @@ const char* usage_text =
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json] [--steps N]\n"
     "        [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
     "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n"
+    "  transfer --from-config A.json --from-weights A.safetensors --to-config B.json --out B.safetensors\n"
+    "           [--out-config B_OUT.json] [--skip embeddings,norms,qkv,proj,ffn] [--layer-map S0,S1,...]\n"
+    "           [--new-tokens zero_keys|zero|random|random_keys] [--pin-scale] [--seed S]\n"
+    "      warm-start a model of config B from a trained model of another architecture (XATL); prints\n"
+    "      what happened to every tensor (copied, prefix-copied, truncated, converted, initialized, skipped)\n"
     "  init --config CONFIG.json --out MODEL.safetensors [--seed S]\n"
     "      write a randomly initialized model of the config (any architecture)\n"
     "\n"
@@ -243,6 +254,14 @@ index_t parse_growth(const std::map<std::string, std::string>& options, const st
   return static_cast<index_t>(*value);
 }
 
+/// OUT's path with its extension replaced by .json.
+std::string json_beside(std::string path) {
+  const std::size_t dot = path.find_last_of('.');
+  const std::size_t slash = path.find_last_of('/');
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) path.resize(dot);
+  return path + ".json";
+}
+
 int command_grow(int argc, char** argv) {
   // --pin-scale is a flag: turn it into a key with a value for the option parser.
   std::vector<char*> args(argv, argv + argc);
@@ -277,13 +296,7 @@ int command_grow(int argc, char** argv) {
   spec.seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
   if (spec.qkv + spec.proj + spec.ffn == 0) throw UsageError("nothing to grow: give --qkv, --proj or --ffn");
   const std::string out = options.at("out");
-  std::string out_config = options.count("out-config") ? options.at("out-config") : out;
-  if (!options.count("out-config")) {
-    const std::size_t dot = out_config.find_last_of('.');
-    const std::size_t slash = out_config.find_last_of('/');
-    if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) out_config.resize(dot);
-    out_config += ".json";
-  }
+  const std::string out_config = options.count("out-config") ? options.at("out-config") : json_beside(out);
   if (out_config == out) throw UsageError("--out-config must differ from --out");
   return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
     const index_t before = model.parameter_count();
@@ -295,6 +308,49 @@ int command_grow(int argc, char** argv) {
               << model.config().ffn_tokens << " tokens" << (model.config().per_layer.empty() ? "" : "; layers differ")
               << (pin ? ", scale pinned" : "") << "); wrote " << out << " and " << out_config << "\n";
     return 0;
+  });
+}
+
+int command_transfer(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  bool pin = false;
+  args.erase(std::remove_if(args.begin() + 2, args.end(),
+                            [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
+             args.end());
+  const auto options = parse_options(
+      static_cast<int>(args.size()), args.data(),
+      {"from-config", "from-weights", "to-config", "out", "out-config", "skip", "seed", "layer-map", "new-tokens"},
+      {"from-config", "from-weights", "to-config", "out"});
+  TransferSpec spec;
+  if (options.count("skip")) spec.skip(options.at("skip"));
+  if (options.count("new-tokens")) spec.new_tokens = parse_token_init(options.at("new-tokens"));
+  spec.pin_scale = pin;
+  const std::uint64_t seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
+  spec.seed = seed + 1;  // the new tokens' draws differ from the initialization's
+  if (options.count("layer-map")) {
+    std::stringstream list(options.at("layer-map"));
+    for (std::string item; std::getline(list, item, ',');) {
+      const auto layer = whole_integer(item);
+      if (!layer || *layer < -1) throw UsageError("--layer-map must list one source layer (or -1) per target layer");
+      spec.layer_map.push_back(static_cast<index_t>(*layer));
+    }
+    if (spec.layer_map.empty()) throw UsageError("--layer-map must list one source layer (or -1) per target layer");
+  }
+  const std::string out = options.at("out");
+  const std::string out_config = options.count("out-config") ? options.at("out-config") : json_beside(out);
+  if (out_config == out) throw UsageError("--out-config must differ from --out");
+  return with_loaded_model(options.at("from-config"), options.at("from-weights"), [&](auto& source) {
+    return with_model(io::read_config(options.at("to-config")), [&](auto& target) {
+      Rng rng(seed);
+      target.initialize(rng);
+      const TransferReport report = transfer(source, target, spec);
+      std::cout << report.str();
+      io::save_weights(target, out);
+      io::write_config(target.config(), out_config);
+      std::cerr << "transferred " << to_string(source.config().architecture) << " -> "
+                << to_string(target.config().architecture) << "; wrote " << out << " and " << out_config << "\n";
+      return 0;
+    });
   });
 }
 
@@ -382,6 +438,7 @@ int main(int argc, char** argv) {
     if (command == "grad") return command_grad(argc, argv);
     if (command == "train") return command_train(argc, argv);
     if (command == "grow") return command_grow(argc, argv);
+    if (command == "transfer") return command_transfer(argc, argv);
     if (command == "init") return command_init(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {

@@ -33,6 +33,7 @@
 #include "tokenformer/model/generation.hpp"
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/model/language_model.hpp"
+#include "tokenformer/model/transfer.hpp"
 #include "tokenformer/tokenizer/byte_tokenizer.hpp"
 #include "tokenformer/train/data.hpp"
 #include "tokenformer/train/optimizer.hpp"

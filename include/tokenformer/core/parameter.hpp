@@ -31,6 +31,9 @@ struct Parameter {
   /// Rows [0, frozen_rows) of the value are left unchanged by the optimizer (and excluded from
   /// gradient norms): after growth, train only the new parameter tokens.
   index_t frozen_rows = 0;
+  /// The optimizer's learning rate for this parameter is lr · lr_scale (a warmup of its own after
+  /// unfreezing: model/transfer.hpp's Unfreezer); 1 normally, finite and >= 0.
+  double lr_scale = 1.0;
 
   const Shape& shape() const { return value.shape(); }
   index_t size() const { return value.size(); }

@@ -17,7 +17,7 @@ namespace tokenformer {
 
 /// Copies every parameter value of `source` into the parameter of the same name of `destination`.
 /// Throws shape_error if the two models' parameter lists or shapes differ. Gradients and optimizer
-/// moments are not copied; frozen flags and frozen rows are copied.
+/// moments are not copied; frozen flags, frozen rows and learning-rate scales are copied.
 template <class Destination, class Source>
 void copy_parameters(Destination& destination, Source& source) {
   struct Entry {
@@ -26,13 +26,15 @@ void copy_parameters(Destination& destination, Source& source) {
     std::vector<double> values;
     bool frozen;
     index_t frozen_rows;
+    double lr_scale;
   };
   std::vector<Entry> entries;
   source.for_each_parameter([&](const std::string& name, auto& p) {
     using T = typename std::decay_t<decltype(p.value)>::value_type;
     std::vector<T> host(static_cast<std::size_t>(p.value.size()));
     p.value.copy_to_host(host.data());
-    entries.push_back({name, p.value.shape(), std::vector<double>(host.begin(), host.end()), p.frozen, p.frozen_rows});
+    entries.push_back(
+        {name, p.value.shape(), std::vector<double>(host.begin(), host.end()), p.frozen, p.frozen_rows, p.lr_scale});
   });
   std::size_t next = 0;
   destination.for_each_parameter([&](const std::string& name, auto& p) {
@@ -46,6 +48,7 @@ void copy_parameters(Destination& destination, Source& source) {
     p.value.copy_from_host(host.data());
     p.frozen = e.frozen;
     p.frozen_rows = e.frozen_rows;
+    p.lr_scale = e.lr_scale;
   });
   if (next != entries.size())
     throw shape_error("copy_parameters: the source has parameter '" + entries[next].name +

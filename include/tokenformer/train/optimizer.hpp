@@ -7,6 +7,7 @@
 // weight_decay == false (norm weights and biases) get no decay, as in the official recipe.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -41,8 +42,9 @@ class AdamW {
   long step_count() const { return step_; }
   void set_step_count(long step) { step_ = step; }
 
-  /// One update of every trainable parameter of `model` from its gradient, with learning rate `lr`.
-  /// All parameters go to one fused kernel call (adamw_step_many: a single launch on the GPU).
+  /// One update of every trainable parameter of `model` from its gradient, with learning rate
+  /// lr · lr_scale of the parameter (Parameter::lr_scale, normally 1). The parameters of one lr_scale
+  /// go to one fused kernel call (adamw_step_many: a single launch on the GPU).
   template <class Model>
   void step(Model& model, double lr) {
     std::size_t counts[2] = {0, 0};  // trainable float and double parameters
@@ -52,11 +54,15 @@ class AdamW {
                     "AdamW: float or double parameters");
       if (p.trainable_count() == 0) return;
       if (!p.training_enabled()) throw argument_error("AdamW step: parameter '" + name + "' has no gradient");
+      if (!(p.lr_scale >= 0.0 && std::isfinite(p.lr_scale)))
+        throw argument_error("AdamW step: parameter '" + name + "' has lr_scale " + std::to_string(p.lr_scale) +
+                             " (must be finite and >= 0)");
       ++counts[std::is_same<T, double>::value];
     });
     ++step_;
     std::vector<kernels::AdamWSegment<float>> floats;
     std::vector<kernels::AdamWSegment<double>> doubles;
+    std::vector<double> float_scales, double_scales;  // lr_scale of each segment
     const char* device_name = nullptr;
     model.for_each_parameter([&](const std::string& name, auto& p) {
       using T = typename std::decay_t<decltype(p.value)>::value_type;
@@ -66,16 +72,38 @@ class AdamW {
       if (std::string(here) != device_name)
         throw argument_error("AdamW step: parameter '" + name + "' is on " + here + ", others on " + device_name);
       auto& segments = select(floats, doubles, static_cast<T*>(nullptr));
+      auto& scales = std::is_same<T, double>::value ? double_scales : float_scales;
       const index_t offset = p.trainable_offset();
       segments.push_back({p.value.data() + offset, p.first_moment.data() + offset, p.second_moment.data() + offset,
                           p.grad.data() + offset, p.trainable_count(), p.weight_decay ? options_.weight_decay : 0.0});
+      scales.push_back(p.lr_scale);
       if (segments.size() == counts[std::is_same<T, double>::value])
-        kernels::adamw_step_many(p.value.device(), segments.data(), segments.size(), lr, options_.beta1, options_.beta2,
-                                 options_.eps, step_);
+        step_by_scale(p.value.device(), segments, scales, lr);
     });
   }
 
  private:
+  /// One kernel call per distinct lr_scale (usually one call in all).
+  template <class Device, class T>
+  void step_by_scale(const Device& device, const std::vector<kernels::AdamWSegment<T>>& segments,
+                     const std::vector<double>& scales, double lr) const {
+    std::vector<double> distinct;
+    for (double s : scales)
+      if (std::find(distinct.begin(), distinct.end(), s) == distinct.end()) distinct.push_back(s);
+    if (distinct.size() == 1) {
+      kernels::adamw_step_many(device, segments.data(), segments.size(), lr * distinct[0], options_.beta1,
+                               options_.beta2, options_.eps, step_);
+      return;
+    }
+    for (double s : distinct) {
+      std::vector<kernels::AdamWSegment<T>> group;
+      for (std::size_t i = 0; i < segments.size(); ++i)
+        if (scales[i] == s) group.push_back(segments[i]);
+      kernels::adamw_step_many(device, group.data(), group.size(), lr * s, options_.beta1, options_.beta2, options_.eps,
+                               step_);
+    }
+  }
+
   static std::vector<kernels::AdamWSegment<float>>& select(std::vector<kernels::AdamWSegment<float>>& floats,
                                                            std::vector<kernels::AdamWSegment<double>>&, float*) {
     return floats;
