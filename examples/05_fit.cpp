@@ -31,7 +31,6 @@
 // step is below the TokenFormer LM's (printed next to their FLOP ratio). --no-time-check prints the
 // time ratio without checking it, as the test suite's short run does (tests assert no timings).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -105,14 +104,8 @@ ModelConfig shared_config() {
   return c;
 }
 
-struct RunResult {
-  std::vector<double> flops, validation;
-  double first_validation = NAN, final_validation = NAN, seconds_per_step = 0, flops_per_step = 0;
-  long steps = 0;
-};
-
 template <class Model>
-RunResult train(Model& model, const TextCorpus& corpus, const Arguments& a, long steps, const char* label) {
+ComputeCurve train(Model& model, const TextCorpus& corpus, const Arguments& a, long steps, const char* label) {
   TrainerOptions o;
   o.batch_size = a.batch;
   o.sequence_length = a.sequence;
@@ -124,32 +117,9 @@ RunResult train(Model& model, const TextCorpus& corpus, const Arguments& a, long
   o.eval_batches = 4;
   o.seed = 1234;
   Trainer<Model> trainer(model, corpus, o);
-  RunResult r;
-  r.steps = steps;
-  r.flops_per_step = model.config().training_flops_per_token(a.sequence) * static_cast<double>(a.batch * a.sequence);
-  r.first_validation = trainer.evaluate();
-  r.flops.push_back(0);
-  r.validation.push_back(r.first_validation);
-  std::vector<double> step_seconds;
-  ProgressLine progress;
-  while (!trainer.done()) {
-    const StepRecord s = trainer.train_step();
-    step_seconds.push_back(static_cast<double>(trainer.tokens_per_step()) / s.tokens_per_second);
-    char line[160];
-    std::snprintf(line, sizeof line, "%-12s step %4ld/%ld  loss %.4f  %.2f s/step", label, s.step, steps, s.loss,
-                  step_seconds.back());
-    if (!std::isnan(s.validation_loss)) {
-      r.flops.push_back(r.flops_per_step * static_cast<double>(s.step));
-      r.validation.push_back(s.validation_loss);
-      std::snprintf(line + std::strlen(line), sizeof line - std::strlen(line), "  val %.4f", s.validation_loss);
-    }
-    progress.show(line, !std::isnan(s.validation_loss));
-  }
-  progress.finish();
-  r.final_validation = r.validation.back();
-  std::sort(step_seconds.begin(), step_seconds.end());
-  r.seconds_per_step = step_seconds[step_seconds.size() / 2];  // median: robust to a slow moment
-  return r;
+  const double flops_per_step =
+      model.config().training_flops_per_token(a.sequence) * static_cast<double>(a.batch * a.sequence);
+  return run_compute_curve(trainer, flops_per_step, label);
 }
 
 /// The largest |change| of the logits before position t when byte t of the first sequence changes
@@ -214,8 +184,8 @@ int main(int argc, char** argv) try {
               fit_flops / 1e9, fit_steps);
 
   // ---- 3. Train both ------------------------------------------------------------------------------
-  const RunResult p = train(plain, corpus, args, args.steps, "TokenFormer");
-  const RunResult f = train(fit, corpus, args, fit_steps, "FIT");
+  const ComputeCurve p = train(plain, corpus, args, args.steps, "TokenFormer");
+  const ComputeCurve f = train(fit, corpus, args, fit_steps, "FIT");
 
   // ---- 4. Check the claims ------------------------------------------------------------------------
   bool ok = true;

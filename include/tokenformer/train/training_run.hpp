@@ -3,11 +3,14 @@
 // end the loss curve as CSV and SVG and a JSON summary.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "tokenformer/io/atomic_file.hpp"
 #include "tokenformer/train/report.hpp"
@@ -86,6 +89,67 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
     io::write_file_atomically(summary_json, [&](io::FileSink& sink) { sink.write(json, std::strlen(json)); });
   }
   return s;
+}
+
+/// A run's validation loss against its training FLOPs, for comparing runs at equal compute.
+struct ComputeCurve {
+  std::vector<double> flops, validation;  ///< before the first step, then after every evaluation
+  double first_validation = NAN, final_validation = NAN;
+  double flops_per_step = 0;
+  double seconds_per_step = 0;  ///< the median step (robust to a slow moment)
+  long steps = 0;
+};
+
+/// Trains until trainer.done(), showing a progress line labelled `label`, and records the validation
+/// loss at every evaluation against flops_per_step · steps. `after_step`, when given, runs after each
+/// step (e.g. an Unfreezer's update). The trainer must evaluate at its last step (eval_every > 0).
+template <class Trainer>
+ComputeCurve run_compute_curve(Trainer& trainer, double flops_per_step, const std::string& label,
+                               const std::function<void(const StepRecord&)>& after_step = {}) {
+  if (trainer.options().eval_every <= 0)
+    throw config_error("run_compute_curve needs evaluations: set TrainerOptions::eval_every > 0");
+  ComputeCurve r;
+  r.flops_per_step = flops_per_step;
+  r.first_validation = trainer.evaluate();
+  r.flops.push_back(flops_per_step * static_cast<double>(trainer.step()));
+  r.validation.push_back(r.first_validation);
+  std::vector<double> step_seconds;
+  ProgressLine progress;
+  while (!trainer.done()) {
+    const StepRecord s = trainer.train_step();
+    if (after_step) after_step(s);
+    step_seconds.push_back(static_cast<double>(trainer.tokens_per_step()) / s.tokens_per_second);
+    char line[200];
+    std::snprintf(line, sizeof line, "%-14s step %4ld/%ld  loss %.4f  %.2f s/step", label.c_str(), s.step,
+                  trainer.options().steps, s.loss, step_seconds.back());
+    if (!std::isnan(s.validation_loss)) {
+      r.flops.push_back(flops_per_step * static_cast<double>(s.step));
+      r.validation.push_back(s.validation_loss);
+      std::snprintf(line + std::strlen(line), sizeof line - std::strlen(line), "  val %.4f", s.validation_loss);
+    }
+    progress.show(line, !std::isnan(s.validation_loss));
+  }
+  progress.finish();
+  r.steps = trainer.step();
+  r.final_validation = r.validation.back();
+  if (!step_seconds.empty()) {
+    std::sort(step_seconds.begin(), step_seconds.end());
+    r.seconds_per_step = step_seconds[step_seconds.size() / 2];
+  }
+  return r;
+}
+
+/// The training FLOPs at which `curve` first reaches `loss` (linear between evaluations), or NaN if
+/// it never does.
+inline double flops_to_reach(const ComputeCurve& curve, double loss) {
+  for (std::size_t i = 0; i < curve.validation.size(); ++i) {
+    if (!(curve.validation[i] <= loss)) continue;  // NaN never reaches anything
+    if (i == 0) return curve.flops[0];
+    const double a = curve.validation[i - 1], b = curve.validation[i];
+    const double t = a == b ? 1.0 : (a - loss) / (a - b);
+    return curve.flops[i - 1] + t * (curve.flops[i] - curve.flops[i - 1]);
+  }
+  return NAN;
 }
 
 }  // namespace tokenformer
