@@ -262,13 +262,18 @@ std::string json_beside(std::string path) {
   return path + ".json";
 }
 
-int command_grow(int argc, char** argv) {
-  // --pin-scale is a flag: turn it into a key with a value for the option parser.
-  std::vector<char*> args(argv, argv + argc);
-  bool pin = false;
-  args.erase(std::remove_if(args.begin() + 2, args.end(),
-                            [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
+/// Removes the value-less `flag` (e.g. "--pin-scale") from the arguments after the command, for the
+/// option parser, and says whether it was there.
+bool take_flag(std::vector<char*>& args, const std::string& flag) {
+  bool found = false;
+  args.erase(std::remove_if(args.begin() + 2, args.end(), [&](char* a) { return a == flag ? (found = true) : false; }),
              args.end());
+  return found;
+}
+
+int command_grow(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  const bool pin = take_flag(args, "--pin-scale");
   const auto options = parse_options(
       static_cast<int>(args.size()), args.data(),
       {"weights", "config", "out", "out-config", "qkv", "proj", "ffn", "init", "value-std", "seed", "layers"},
@@ -313,10 +318,7 @@ int command_grow(int argc, char** argv) {
 
 int command_transfer(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
-  bool pin = false;
-  args.erase(std::remove_if(args.begin() + 2, args.end(),
-                            [&](char* a) { return std::string(a) == "--pin-scale" ? (pin = true) : false; }),
-             args.end());
+  const bool pin = take_flag(args, "--pin-scale");
   const auto options = parse_options(
       static_cast<int>(args.size()), args.data(),
       {"from-config", "from-weights", "to-config", "out", "out-config", "skip", "seed", "layer-map", "new-tokens"},
