@@ -524,6 +524,46 @@ TEST_CASE("growth options are checked before anything grows", "[growth][zero_key
   }
 }
 
+TEST_CASE("grow has the strong guarantee: a failing spec leaves the model and its config as they were",
+          "[growth][strong]") {
+  Model model = random_model(small_config(), 17);
+  const auto before = logits_of(model);
+  const ModelConfig config = model.config();
+  const auto unchanged = [&] {
+    CHECK(model.config() == config);
+    CHECK(model.layers[0].attention.query.tokens() == config.qkv_tokens);
+    CHECK(model.layers[1].ffn.tokens() == config.ffn_tokens);
+    CHECK(model.layers[0].attention.query.key_parameter().value.shape() ==
+          Shape{config.qkv_tokens, config.hidden_size});
+    CHECK(logits_of(model) == before);
+  };
+  GrowthSpec spec;
+  spec.qkv = 8;   // valid, but checked together with ...
+  spec.ffn = -1;  // ... this one before anything grows (it used to grow Q/K/V of layer 0 first)
+  CHECK_THROWS_WITH(grow(model, spec), Catch::Contains("cannot grow ffn by -1 tokens"));
+  unchanged();
+  spec.ffn = index_t(1) << 58;  // used to overflow the sizes
+  CHECK_THROWS_WITH(grow(model, spec), Catch::Contains("cannot grow ffn by 288230376151711744 tokens"));
+  unchanged();
+  spec.ffn = (index_t(1) << 31) - 10;  // within the per-call limit, but the FFN's 40 tokens + it exceed it
+  CHECK_THROWS_WITH(grow(model, spec), Catch::Contains("exceed the limit"));
+  unchanged();
+  // A failure after tokens were appended: growing the query Pattention alone makes Q and K differ,
+  // which a config cannot describe (refresh_config_from_layers throws); the query shrinks back.
+  GrowthSpec query_only;
+  query_only.qkv = 4;
+  query_only.paths = {"sequential.2.attention.query"};
+  CHECK_THROWS_WITH(grow(model, query_only), Catch::Contains("different token counts"));
+  unchanged();
+  // and the model still saves, reloads and grows
+  GrowthSpec fine;
+  fine.ffn = 4;
+  fine.pin_scale = true;
+  grow(model, fine);
+  CHECK(model.layers[1].ffn.tokens() == config.ffn_tokens + 4);
+  CHECK(test_util::max_abs_diff(logits_of(model), before) <= 1e-5);
+}
+
 // ---- per-layer token counts ------------------------------------------------------------------------
 
 TEST_CASE("a model grown on one layer only saves and reloads exactly, with per-layer counts in its config",

@@ -242,6 +242,48 @@ TEST_CASE("generate samples deterministically from a seed and greedily at temper
   CHECK_THROWS_AS(generate(model, {}, 3, a), argument_error);
 }
 
+TEST_CASE("sampling options and learning rates out of range are refused by name, not used", "[training][options]") {
+  LanguageModel<TinyModel> model;
+  Rng init(11), rng(1);
+  model.initialize(init);
+  const auto refused = [&](SamplingOptions o, const char* words) {
+    INFO(words);
+    CHECK_THROWS_WITH(generate(model, {72}, 2, rng, o), Catch::Contains(words));
+  };
+  SamplingOptions o;
+  o.temperature = std::nan("");
+  refused(o, "temperature must be finite and >= 0");
+  o.temperature = HUGE_VAL;
+  refused(o, "temperature must be finite and >= 0");
+  o.temperature = -1;
+  refused(o, "temperature must be finite and >= 0");
+  o = SamplingOptions{};
+  o.top_k = -3;
+  refused(o, "top_k must be >= 0");
+  o = SamplingOptions{};
+  o.max_context = 0;
+  refused(o, "max_context must be positive");
+  // learning rates: AdamW's options, each step's, the schedule's
+  AdamWOptions nan_lr;
+  nan_lr.lr = std::nan("");
+  CHECK_THROWS_WITH(AdamW(nan_lr), Catch::Contains("learning rate must be finite"));
+  AdamW adamw;
+  std::vector<std::int32_t> tokens{1, 2, 3, 4}, targets{2, 3, 4, -1};
+  model.forward_backward(tokens.data(), targets.data(), 1, 4);
+  const auto before = std::vector<float>(model.word_embeddings.value.data(),
+                                         model.word_embeddings.value.data() + model.word_embeddings.size());
+  for (double bad : {std::nan(""), -1e-3, HUGE_VAL})
+    CHECK_THROWS_WITH(adamw.step(model, bad), Catch::Contains("learning rate must be finite and >= 0"));
+  CHECK(std::vector<float>(model.word_embeddings.value.data(),
+                           model.word_embeddings.value.data() + model.word_embeddings.size()) == before);
+  CHECK(adamw.step_count() == 0);
+  CosineSchedule schedule;
+  schedule.max_lr = HUGE_VAL;
+  CHECK_THROWS_WITH(schedule.validate(), Catch::Contains("finite learning rates"));
+  schedule.max_lr = std::nan("");
+  CHECK_THROWS_AS(schedule.validate(), config_error);
+}
+
 TEST_CASE("write_svg_plot keeps every label inside the picture and clips curves to y_max", "[training][report]") {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("tokenformer_plot_" + std::to_string(::getpid()) + ".svg")).string();

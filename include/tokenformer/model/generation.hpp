@@ -16,6 +16,17 @@ struct SamplingOptions {
   double temperature = 0.8;   ///< divides the logits; 0 means greedy (argmax)
   index_t top_k = 0;          ///< keep only the k most likely tokens (0: all)
   index_t max_context = 256;  ///< at most this many most recent tokens are fed to the model
+
+  /// Throws argument_error naming the first option out of range (a NaN or infinite temperature, a
+  /// negative one, a negative top_k, a non-positive max_context).
+  void validate() const {
+    if (!(temperature >= 0.0 && std::isfinite(temperature)))
+      throw argument_error("sampling temperature must be finite and >= 0 (0: greedy), got " +
+                           std::to_string(temperature));
+    if (top_k < 0) throw argument_error("sampling top_k must be >= 0 (0: all tokens), got " + std::to_string(top_k));
+    if (max_context <= 0)
+      throw argument_error("sampling max_context must be positive, got " + std::to_string(max_context));
+  }
 };
 
 /// Appends `count` tokens sampled from the model to `prompt` (non-empty) and returns the new tokens.
@@ -26,7 +37,7 @@ std::vector<std::int32_t> generate(LanguageModel<Config, Device, Block>& model, 
   if (prompt.empty()) throw argument_error("generate needs a non-empty prompt");
   if (model.config().architecture == Architecture::fit && !model.config().fit.causal)
     throw argument_error("generate needs a decoder: this FIT model is an encoder (causal false) and sees later tokens");
-  if (options.temperature < 0 || options.max_context <= 0) throw argument_error("bad sampling options");
+  options.validate();
   using T = typename LanguageModel<Config, Device, Block>::scalar;
   const index_t V = model.vocab_size();
   std::vector<std::int32_t> produced;

@@ -136,19 +136,33 @@ void grow(Pattention<T, Device>& p, index_t count, const GrowthSpec& spec, Rng& 
   }
 }
 
-/// Grows the selected Pattentions of `model` in place; see GrowthSpec.
+/// The most parameter tokens one Pattention may have after growth (the config's integer limit).
+constexpr index_t max_pattention_tokens = index_t(1) << 31;
+
+/// Grows the selected Pattentions of `model` in place; see GrowthSpec. Strong guarantee: the whole
+/// spec is checked first (argument_error for a negative count, a bad value_std or layer, a token
+/// count beyond max_pattention_tokens), and if growing fails midway (an allocation), every
+/// Pattention is shrunk back, so the model and its config are as before.
 template <class Config, class Device, template <class, class> class Block>
 void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
   const index_t L = model.layer_count();
   if (model.config().architecture == Architecture::transformer)
     throw argument_error("a transformer has Linear layers and no parameter tokens: there is nothing to grow");
   growth_value_std(spec, 0.0);  // a bad value_std fails before anything grows
+  for (const auto& [count, name] :
+       {std::pair<index_t, const char*>{spec.qkv, "qkv"}, {spec.proj, "proj"}, {spec.ffn, "ffn"}})
+    if (count < 0 || count > max_pattention_tokens)
+      throw argument_error("cannot grow " + std::string(name) + " by " + std::to_string(count) +
+                           " tokens (must be in [0, " + std::to_string(max_pattention_tokens) + "])");
   for (index_t layer : spec.layers)
     if (layer < 0 || layer >= L)
       throw argument_error("cannot grow layer " + std::to_string(layer) + ": the model has " + std::to_string(L));
-  Rng rng(spec.seed);
-  const double wang = 2.0 / static_cast<double>(L) / std::sqrt(static_cast<double>(model.hidden_size()));
   using T = typename LanguageModel<Config, Device, Block>::scalar;
+  struct Selected {
+    Pattention<T, Device>* p;
+    index_t count, tokens, pinned, key_frozen_rows, value_frozen_rows;
+  };
+  std::vector<Selected> selected;
   for (index_t i = 0; i < L; ++i) {
     if (!spec.layers.empty() && std::find(spec.layers.begin(), spec.layers.end(), i) == spec.layers.end()) continue;
     model.for_each_pattention_of_layer(i, [&](const std::string& path, PattentionRole role, Pattention<T, Device>& p) {
@@ -156,10 +170,29 @@ void grow(LanguageModel<Config, Device, Block>& model, const GrowthSpec& spec) {
             return path.compare(0, prefix.size(), prefix) == 0;
           }))
         return;
-      grow(p, growth_count(spec, role), spec, rng, wang);
+      const index_t count = growth_count(spec, role);
+      if (p.tokens() + count > max_pattention_tokens)
+        throw argument_error(path + ": " + std::to_string(p.tokens()) + " + " + std::to_string(count) +
+                             " tokens exceed the limit of " + std::to_string(max_pattention_tokens));
+      selected.push_back({&p, count, p.tokens(), p.pinned_scale_tokens(), p.key_parameter().frozen_rows,
+                          p.value_parameter().frozen_rows});
     });
   }
-  model.refresh_config_from_layers();
+  Rng rng(spec.seed);
+  const double wang = 2.0 / static_cast<double>(L) / std::sqrt(static_cast<double>(model.hidden_size()));
+  try {
+    for (const Selected& s : selected) grow(*s.p, s.count, spec, rng, wang);
+    model.refresh_config_from_layers();
+  } catch (...) {
+    for (const Selected& s : selected) {  // shrinking never allocates
+      s.p->key_parameter().resize_rows(s.tokens);
+      s.p->value_parameter().resize_rows(s.tokens);
+      s.p->pin_scale_tokens(s.pinned);
+      s.p->key_parameter().frozen_rows = s.key_frozen_rows;
+      s.p->value_parameter().frozen_rows = s.value_frozen_rows;
+    }
+    throw;
+  }
 }
 
 }  // namespace tokenformer

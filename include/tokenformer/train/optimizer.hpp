@@ -33,8 +33,11 @@ class AdamW {
   explicit AdamW(AdamWOptions options = {}) : options_(options) {
     if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1))
       throw config_error("AdamW betas must be in [0, 1)");
-    if (!(options.eps > 0) || !(options.weight_decay >= 0))
-      throw config_error("AdamW needs eps > 0 and weight_decay >= 0");
+    if (!(options.eps > 0) || !(options.weight_decay >= 0) || !std::isfinite(options.eps) ||
+        !std::isfinite(options.weight_decay))
+      throw config_error("AdamW needs finite eps > 0 and weight_decay >= 0");
+    if (!(options.lr >= 0) || !std::isfinite(options.lr))
+      throw config_error("AdamW's learning rate must be finite and >= 0, got " + std::to_string(options.lr));
   }
 
   const AdamWOptions& options() const { return options_; }
@@ -47,6 +50,8 @@ class AdamW {
   /// go to one fused kernel call (adamw_step_many: a single launch on the GPU).
   template <class Model>
   void step(Model& model, double lr) {
+    if (!(lr >= 0) || !std::isfinite(lr))
+      throw argument_error("AdamW step: the learning rate must be finite and >= 0, got " + std::to_string(lr));
     std::size_t counts[2] = {0, 0};  // trainable float and double parameters
     model.for_each_parameter([&](const std::string& name, auto& p) {
       using T = typename std::decay_t<decltype(p.value)>::value_type;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "tokenformer/core/error.hpp"
 
@@ -18,8 +19,9 @@ struct CosineSchedule {
   long total_steps = 1000;
 
   void validate() const {
-    if (!(max_lr > 0) || !(min_lr >= 0) || min_lr > max_lr)
-      throw config_error("schedule needs 0 <= min_lr <= max_lr, max_lr > 0");
+    if (!(max_lr > 0) || !(min_lr >= 0) || min_lr > max_lr || !std::isfinite(max_lr))
+      throw config_error("schedule needs finite learning rates with 0 <= min_lr <= max_lr, max_lr > 0 (got max_lr " +
+                         std::to_string(max_lr) + ", min_lr " + std::to_string(min_lr) + ")");
     if (warmup_steps < 0 || total_steps <= 0) throw config_error("schedule needs warmup >= 0 and total steps > 0");
   }
 
