@@ -19,6 +19,7 @@
 #include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/copy_parameters.hpp"
+#include "tokenformer/model/generation.hpp"
 #include "tokenformer/model/language_model.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
@@ -349,6 +350,86 @@ void transformer_model_matches_reference(double tolerance, Device device = {}) {
   config.vocab_size = 23;
   config.rotary_pct = 0.5;
   model_case_matches_reference<TransformerLayer>(config, tolerance, device, "Transformer");
+}
+
+/// attention_decode on `Device` against the reference attention_forward of one query with the
+/// end-aligned causal mask (which sees every key), for several cache lengths and head sizes.
+template <class T, class Device>
+void attention_decode_matches_reference(double tolerance, Device device = {}) {
+  std::uint64_t seed = 900;
+  for (const auto& [keys, H, D] :
+       std::vector<std::array<index_t, 3>>{{1, 1, 4}, {5, 2, 8}, {70, 3, 16}, {300, 4, 64}}) {
+    INFO(Device::name() << ": attention_decode with " << keys << " keys, " << H << " heads of " << D);
+    const index_t C = H * D;
+    const auto q = test_util::random_vector<T>(static_cast<std::size_t>(C), seed),
+               k = test_util::random_vector<T>(static_cast<std::size_t>(keys * C), seed + 1),
+               v = test_util::random_vector<T>(static_cast<std::size_t>(keys * C), seed + 2);
+    seed += 3;
+    std::vector<T> expected(static_cast<std::size_t>(C));
+    const kernels::AttentionShape s{1, 1, keys, H, D, kernels::AttentionMask::causal, 1, 1};
+    kernels::attention_forward(reference{}, expected.data(), static_cast<T*>(nullptr), q.data(), k.data(), v.data(), s);
+    auto dq = upload(q, device), dk = upload(k, device), dv = upload(v, device);
+    Tensor<T, Device> out(Shape{C}, device), scratch(Shape{H * keys}, device);
+    kernels::attention_decode(device, out.data(), dq.data(), dk.data(), dv.data(), scratch.data(), keys, H, D);
+    CHECK(test_util::max_scaled_diff(download(out), expected) <= tolerance);
+  }
+}
+
+/// KV-cache inference on `Device` against the full recompute on the same device, in double, for a
+/// model with Block: three prompts of different lengths prefilled, then decode steps; at every step
+/// the cached logits of each sequence equal the last row of a forward over its whole sequence. Then
+/// the same with prompts of equal length (one batched prefill).
+template <template <class, class> class Block, class Device>
+void kv_cache_matches_recompute(const ModelConfig& config, double tolerance, Device device, const std::string& what) {
+  LanguageModel<presets::Dynamic<double>, Device, Block> model(config, device), full(config, device);
+  Rng rng(17);
+  model.initialize(rng);
+  copy_parameters(full, model);
+  const index_t V = model.vocab_size();
+  for (const bool equal : {false, true}) {
+    INFO(Device::name() << ", " << what << (equal ? ", prompts of equal length" : ", prompts of lengths 5, 1, 9"));
+    std::vector<std::vector<std::int32_t>> sequences =
+        equal ? std::vector<std::vector<std::int32_t>>{{3, 1, 4, 1}, {5, 9, 2, 6}, {5, 3, 5, 8}}
+              : std::vector<std::vector<std::int32_t>>{{3, 1, 4, 1, 5}, {9}, {2, 6, 5, 3, 5, 8, 9, 7, 9}};
+    Generator<presets::Dynamic<double>, Device, Block> generator(model, 3, 16);
+    std::vector<double> logits = generator.prefill(sequences);
+    for (int step = 0; step < 5; ++step) {
+      std::vector<std::int32_t> next(3);
+      for (std::size_t r = 0; r < 3; ++r) {
+        const auto& s = sequences[r];
+        const auto all = download(full.forward(s, 1, static_cast<index_t>(s.size())));
+        const std::vector<double> last(all.end() - V, all.end()),
+            cached(logits.begin() + static_cast<std::ptrdiff_t>(r) * V,
+                   logits.begin() + static_cast<std::ptrdiff_t>(r + 1) * V);
+        INFO("sequence " << r << " at length " << s.size());
+        CHECK(generator.length(static_cast<index_t>(r)) == static_cast<index_t>(s.size()));
+        CHECK(test_util::max_scaled_diff(cached, last) <= tolerance);
+        next[r] = static_cast<std::int32_t>((7 * step + 3 * static_cast<int>(r) + 1) % V);
+        sequences[r].push_back(next[r]);
+      }
+      logits = generator.step(next.data());
+    }
+  }
+}
+
+/// The KV cache of the TokenFormer language model and of the plain Transformer.
+template <class Device>
+void kv_cache_generation_matches_recompute(double tolerance, Device device = {}) {
+  ModelConfig config;
+  config.num_layers = 2;
+  config.hidden_size = 16;
+  config.num_heads = 2;
+  config.qkv_tokens = 12;
+  config.proj_tokens = 10;
+  config.ffn_tokens = 20;
+  config.vocab_size = 23;
+  config.rotary_pct = 0.5;
+  kv_cache_matches_recompute<TokenFormerLayer>(config, tolerance, device, "TokenFormer");
+  ModelConfig transformer = config;
+  transformer.architecture = Architecture::transformer;
+  transformer.qkv_tokens = transformer.proj_tokens = transformer.ffn_tokens = 0;
+  transformer.intermediate_size = 24;
+  kv_cache_matches_recompute<TransformerLayer>(transformer, tolerance, device, "Transformer");
 }
 
 }  // namespace device_cases

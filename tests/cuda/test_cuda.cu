@@ -265,6 +265,15 @@ TEST_CASE("cuda plain Transformer language model matches the reference device", 
   device_cases::transformer_model_matches_reference(1e-10, Gpu{});
 }
 
+TEMPLATE_TEST_CASE("cuda attention_decode matches the reference attention of one query", "[cuda][generation]", float,
+                   double) {
+  device_cases::attention_decode_matches_reference<TestType>(tolerance<TestType>, Gpu{});
+}
+
+TEST_CASE("cuda KV-cache logits equal the full recompute at every step (double)", "[cuda][generation]") {
+  device_cases::kv_cache_generation_matches_recompute(1e-10, Gpu{});
+}
+
 TEMPLATE_TEST_CASE("cuda embedding and fused cross-entropy match the cpu, repeated ids and ignored rows",
                    "[cuda][embedding][loss]", float, double) {
   using T = TestType;

@@ -93,9 +93,14 @@ class Shape {
   int rank_ = 0;
 };
 
-/// Throws shape_error naming `what` unless `actual == expected`.
+/// Throws shape_error naming `what` unless `actual == expected`. (`what` is a C string so that the
+/// check builds no std::string unless it fails: a decode step allocates nothing.)
+inline void expect_shape(const Shape& actual, const Shape& expected, const char* what) {
+  if (actual != expected)
+    throw shape_error(std::string(what) + " has shape " + actual.str() + ", expected " + expected.str());
+}
 inline void expect_shape(const Shape& actual, const Shape& expected, const std::string& what) {
-  if (actual != expected) throw shape_error(what + " has shape " + actual.str() + ", expected " + expected.str());
+  expect_shape(actual, expected, what.c_str());
 }
 
 /// A borrowed, contiguous, row-major tensor on `Device`. T may be const for read-only views.

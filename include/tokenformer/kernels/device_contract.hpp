@@ -15,6 +15,7 @@
 //   rotary_forward / rotary_backward(d, x, B, T, H, D, rotary_dims, base, position_offset)
 //   attention_forward(d, out, lse, q, k, v, AttentionShape)
 //   attention_backward(d, dq, dk, dv, dout, q, k, v, out, lse, AttentionShape)
+//   attention_decode(d, out, q, k, v, scratch, keys, H, D) (one query row against a KV cache)
 //   embedding_forward(d, out, tokens, table, N, C); embedding_backward(d, d_table, dout, tokens, N, C)
 //   cross_entropy_forward_backward(d, logits_then_grad, losses, targets, N, V, grad_scale) -> double
 //   adamw_step_many(d, segments, count, lr, beta1, beta2, eps, step)
@@ -65,6 +66,8 @@ constexpr auto attention_forward =
     [](const auto& d, auto* p) -> decltype(void(kernels::attention_forward(d, p, p, p, p, p, AttentionShape{}))) {};
 constexpr auto attention_backward = [](const auto& d, auto* p) -> decltype(void(kernels::attention_backward(
                                                                    d, p, p, p, p, p, p, p, p, p, AttentionShape{}))) {};
+constexpr auto attention_decode =
+    [](const auto& d, auto* p) -> decltype(void(kernels::attention_decode(d, p, p, p, p, p, i0, i0, i0))) {};
 constexpr auto embedding_forward = [](const auto& d, auto* p)
     -> decltype(void(kernels::embedding_forward(d, p, static_cast<const std::int32_t*>(nullptr), p, i0, i0))) {};
 constexpr auto embedding_backward = [](const auto& d, auto* p)
@@ -126,6 +129,9 @@ constexpr bool check_device() {
   static_assert(contract::provides<decltype(contract::attention_backward), Device, T>,
                 "the device lacks kernels::attention_backward(const Device&, T* dq, T* dk, T* dv, const T* dout, "
                 "const T* q, const T* k, const T* v, const T* out, const T* lse, const AttentionShape&)");
+  static_assert(contract::provides<decltype(contract::attention_decode), Device, T>,
+                "the device lacks kernels::attention_decode(const Device&, T* out, const T* q, const T* k, const T* "
+                "v, T* scratch, index_t keys, index_t H, index_t D)");
   static_assert(contract::provides<decltype(contract::embedding_forward), Device, T>,
                 "the device lacks kernels::embedding_forward(const Device&, T* out, const std::int32_t* tokens, "
                 "const T* table, index_t N, index_t C)");

@@ -101,7 +101,7 @@ class Linear {
 
  private:
   void ensure_ones(index_t M) {
-    if (ones_.size() == M) return;
+    if (ones_.size() >= M) return;  // the first M ones serve: fewer rows (decoding) allocate nothing
     ones_ = Tensor<T, Device>(Shape{M}, device_);
     const std::vector<T> host(static_cast<std::size_t>(M), T(1));
     ones_.copy_from_host(host.data());

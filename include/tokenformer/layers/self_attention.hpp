@@ -10,11 +10,19 @@
 // The projection type is a template parameter: Pattention (the default, TokenFormer) or Linear (the
 // plain Transformer baseline); both have forward(out, in, accumulate) and backward(d_in, d_out, in,
 // accumulate).
+//
+// Inference with a KV cache (model/generation.hpp's Generator attaches one): forward then runs B
+// sequences of T new positions each, sequence b being row first_row + b of the cache, which already
+// holds lengths[row] positions. The new keys (after rotary at their positions) and values are written
+// into the cache, and the queries attend to every cached position before them. A decode step (T = 1)
+// uses kernels::attention_decode with the cache's scratch and allocates nothing; a cached forward
+// cannot be differentiated.
 #pragma once
 
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
@@ -38,6 +46,23 @@ struct AttentionLayout {
   /// 0: every position is real; otherwise the positions from `valid` on are padding at the end of the
   /// last group, which no query sees (needed only with the mask none; see grouped_attention.hpp).
   index_t valid = 0;
+};
+
+/// The positions a KV cache holds for each of its rows (sequences), shared by every layer's cache.
+struct KvCacheState {
+  index_t rows = 0;              ///< sequences the cache holds
+  index_t capacity = 0;          ///< positions per sequence
+  std::vector<index_t> lengths;  ///< positions cached per row (advanced by the caller after each forward)
+  index_t first_row = 0;         ///< a forward of B sequences works on rows [first_row, first_row + B)
+};
+
+/// One attention layer's view of a KV cache: its keys and values, the shared state and scratch.
+template <class T, class Device>
+struct KvCacheBinding {
+  T* keys = nullptr;     ///< (rows * capacity, C): row r's position p at r * capacity + p; after rotary
+  T* values = nullptr;   ///< (rows * capacity, C)
+  T* scratch = nullptr;  ///< heads * capacity values, for attention_decode
+  const KvCacheState* state = nullptr;
 };
 
 template <class T, class Device = cpu, class Projection = Pattention<T, Device>>
@@ -112,7 +137,20 @@ class SelfAttention {
     }
   }
 
-  /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`.
+  /// Attaches a KV cache (see the header comment): every later forward is a cached inference
+  /// forward, until detach_cache(). The binding's memory must outlive the attachment.
+  void attach_cache(const KvCacheBinding<T, Device>& binding) {
+    if (binding.keys == nullptr || binding.values == nullptr || binding.scratch == nullptr || binding.state == nullptr)
+      throw argument_error("attach_cache needs keys, values, scratch and state");
+    if (layout_.mask != kernels::AttentionMask::causal || layout_.group != 0 || layout_.valid != 0)
+      throw config_error("a KV cache needs the plain causal attention layout");
+    cache_ = CacheSlot(binding);
+  }
+  void detach_cache() { cache_ = CacheSlot(); }
+  bool has_cache() const { return cache_.state != nullptr; }
+
+  /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`
+  /// (with a KV cache attached: at each sequence's cached length, and position_offset is ignored).
   void forward(TensorView<T, Device> out,      // (B*T, C)
                TensorView<const T, Device> x,  // (B*T, C)
                index_t B, index_t T_len, bool accumulate = false, index_t position_offset = 0) {
@@ -120,6 +158,10 @@ class SelfAttention {
     expect_shape(x.shape().rank() == 2 ? x.shape() : Shape{x.rows(), x.cols()}, expected, "SelfAttention input");
     expect_shape(out.shape().rank() == 2 ? out.shape() : Shape{out.rows(), out.cols()}, expected,
                  "SelfAttention output");
+    if (has_cache()) {
+      forward_cached(out, x, B, T_len, accumulate);
+      return;
+    }
     for (auto* t : {&q_, &k_, &v_, &context_}) t->resize(expected);
     query.forward(q_, x);  // (B*T, C)
     key.forward(k_, x);    // (B*T, C)
@@ -135,6 +177,7 @@ class SelfAttention {
     last_B_ = B;
     last_T_ = T_len;
     last_offset_ = position_offset;
+    last_cached_ = false;
   }
 
   /// Backward of the last forward (which received x): adds parameter gradients and writes dL/dx into
@@ -143,6 +186,7 @@ class SelfAttention {
                 TensorView<const T, Device> d_out,  // (B*T, C)
                 TensorView<const T, Device> x,      // (B*T, C)
                 bool accumulate = false) {
+    if (last_cached_) throw argument_error("SelfAttention backward after a KV-cache (inference) forward");
     const index_t B = last_B_, T_len = last_T_, D = head_dim();
     const Shape expected{B * T_len, hidden_size_};
     expect_shape(Shape{x.rows(), x.cols()}, expected, "SelfAttention backward input");
@@ -159,6 +203,63 @@ class SelfAttention {
   }
 
  private:
+  /// The forward with a KV cache attached (see the header comment).
+  void forward_cached(TensorView<T, Device> out, TensorView<const T, Device> x, index_t B, index_t T_len,
+                      bool accumulate) {
+    const KvCacheState& state = *cache_.state;
+    const index_t C = hidden_size_, D = head_dim(), H = num_heads_, first = state.first_row;
+    if (B <= 0 || T_len <= 0) throw shape_error("a cached forward needs B > 0 and T > 0");
+    if (first < 0 || first + B > state.rows || static_cast<index_t>(state.lengths.size()) != state.rows)
+      throw argument_error("KV cache: rows [" + std::to_string(first) + ", " + std::to_string(first + B) +
+                           ") are outside its " + std::to_string(state.rows) + " rows");
+    bool same_length = true;
+    for (index_t b = 0; b < B; ++b) {
+      const index_t length = state.lengths[static_cast<std::size_t>(first + b)];
+      if (length < 0 || length + T_len > state.capacity)
+        throw argument_error("KV cache full: sequence " + std::to_string(first + b) + " holds " +
+                             std::to_string(length) + " positions, " + std::to_string(T_len) + " more exceed its " +
+                             std::to_string(state.capacity));
+      same_length = same_length && length == state.lengths[static_cast<std::size_t>(first)];
+    }
+    const Shape shape{B * T_len, C};
+    for (auto* t : {&q_, &k_, &v_, &context_}) t->resize(shape);
+    query.forward(q_, x);
+    key.forward(k_, x);
+    value.forward(v_, x);
+    const auto length_of = [&](index_t b) { return state.lengths[static_cast<std::size_t>(first + b)]; };
+    if (same_length) {
+      kernels::rotary_forward(device_, q_.data(), B, T_len, H, D, rotary_dims_, rotary_base_, length_of(0));
+      kernels::rotary_forward(device_, k_.data(), B, T_len, H, D, rotary_dims_, rotary_base_, length_of(0));
+    } else {
+      for (index_t b = 0; b < B; ++b) {
+        kernels::rotary_forward(device_, q_.data() + b * T_len * C, 1, T_len, H, D, rotary_dims_, rotary_base_,
+                                length_of(b));
+        kernels::rotary_forward(device_, k_.data() + b * T_len * C, 1, T_len, H, D, rotary_dims_, rotary_base_,
+                                length_of(b));
+      }
+    }
+    lse_.resize(Shape{B, H, T_len});
+    for (index_t b = 0; b < B; ++b) {
+      const index_t row = first + b, past = length_of(b);
+      T* keys = cache_.keys + row * state.capacity * C;
+      T* values = cache_.values + row * state.capacity * C;
+      kernels::copy(device_, keys + past * C, k_.data() + b * T_len * C, T_len * C);
+      kernels::copy(device_, values + past * C, v_.data() + b * T_len * C, T_len * C);
+      if (T_len == 1) {
+        kernels::attention_decode(device_, context_.data() + b * C, q_.data() + b * C, keys, values, cache_.scratch,
+                                  past + 1, H, D);
+      } else {
+        const kernels::AttentionShape s{1, T_len, past + T_len, H, D, kernels::AttentionMask::causal, 1, 1};
+        kernels::attention_forward(device_, context_.data() + b * T_len * C, lse_.data() + b * H * T_len,
+                                   q_.data() + b * T_len * C, keys, values, s);
+      }
+    }
+    proj.forward(out, context_, accumulate);
+    last_B_ = B;
+    last_T_ = T_len;
+    last_cached_ = true;
+  }
+
   struct GroupedShape {
     kernels::AttentionShape shape;
     index_t groups = 1, last_keys = 0;
@@ -185,6 +286,16 @@ class SelfAttention {
   index_t hidden_size_ = 0, num_heads_ = 1, rotary_dims_ = 0;
   double rotary_base_ = 10000.0;
   index_t last_B_ = 0, last_T_ = 0, last_offset_ = 0;
+  bool last_cached_ = false;
+  /// The attached cache; a copy of the layer starts without one (the cache belongs to the original).
+  struct CacheSlot : KvCacheBinding<T, Device> {
+    CacheSlot() = default;
+    CacheSlot(const KvCacheBinding<T, Device>& binding) : KvCacheBinding<T, Device>(binding) {}
+    CacheSlot(const CacheSlot&) : KvCacheBinding<T, Device>() {}
+    CacheSlot& operator=(const CacheSlot&) { return *this; }
+    CacheSlot(CacheSlot&&) = default;
+    CacheSlot& operator=(CacheSlot&&) = default;
+  } cache_{};
   Tensor<T, Device> q_, k_, v_, context_;          // (B*T, C) activation cache (q, k after rotary)
   Tensor<T, Device> lse_;                          // (B, H, T) log-sum-exp of each attention row
   Tensor<T, Device> d_q_, d_k_, d_v_, d_context_;  // (B*T, C) backward scratch

@@ -228,6 +228,31 @@ class LanguageModel {
     return logits;
   }
 
+  /// logits[b, :] of the last position of each of B sequences of T ids (host, row-major) into
+  /// `logits` [B, V]: the final norm and the output head run on those B rows only (generation).
+  void forward_last(TensorView<T, Device> logits, const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t C = config_.hidden_size, V = vocab_size();
+    if (logits.size() != B * V || logits.cols() != V)
+      throw shape_error("last-position logits have shape " + logits.shape().str() + ", expected [" + std::to_string(B) +
+                        ", " + std::to_string(V) + "]");
+    forward_hidden(tokens, B, T_len);
+    const T* hidden = residuals_[layers.size()].data();
+    last_hidden_.resize(Shape{B, C});
+    if (T_len == 1) {
+      kernels::copy(device_, last_hidden_.data(), hidden, B * C);
+    } else {
+      for (index_t b = 0; b < B; ++b)
+        kernels::copy(device_, last_hidden_.data() + b * C, hidden + ((b + 1) * T_len - 1) * C, C);
+    }
+    normed_.resize(Shape{B, C});
+    final_mean_.resize(Shape{B});
+    final_rstd_.resize(Shape{B});
+    kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(), last_hidden_.data(),
+                                final_norm_weight.value.data(), final_norm_bias.value.data(), B, C,
+                                config_.layernorm_epsilon);
+    kernels::gemm(device_, logits.data(), V, normed_.data(), C, false, word_embeddings.value.data(), C, true, B, V, C);
+  }
+
   /// Mean loss over positions whose target is not −1, without gradients (for evaluation).
   double loss(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len) {
     const index_t M = B * T_len, V = vocab_size();
@@ -298,6 +323,20 @@ class LanguageModel {
   /// The forward pass into raw logits memory (B*T, V); keeps every activation backward needs.
   void forward_to_logits(T* logits, const std::int32_t* tokens, index_t B, index_t T_len) {
     const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
+    forward_hidden(tokens, B, T_len);
+    normed_.resize(Shape{M, C});
+    final_mean_.resize(Shape{M});
+    final_rstd_.resize(Shape{M});
+    kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(),
+                                residuals_[layers.size()].data(), final_norm_weight.value.data(),
+                                final_norm_bias.value.data(), M, C, config_.layernorm_epsilon);
+    // logits = LN(x) · Eᵀ                                                              (B*T, V)
+    kernels::gemm(device_, logits, V, normed_.data(), C, false, word_embeddings.value.data(), C, true, M, V, C);
+  }
+
+  /// Embedding and every block: the last block's output is residuals_[L] (B*T, C).
+  void forward_hidden(const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
     if (B <= 0 || T_len <= 0) throw shape_error("forward needs B > 0 and T > 0");
     for (index_t i = 0; i < M; ++i)
       if (tokens[i] < 0 || tokens[i] >= V)
@@ -307,16 +346,8 @@ class LanguageModel {
     token_ids_.copy_from_host(tokens);
     residuals_.resize(layers.size() + 1);
     for (auto& r : residuals_) r.resize(Shape{M, C});
-    normed_.resize(Shape{M, C});
-    final_mean_.resize(Shape{M});
-    final_rstd_.resize(Shape{M});
     kernels::embedding_forward(device_, residuals_[0].data(), token_ids_.data(), word_embeddings.value.data(), M, C);
     for (std::size_t l = 0; l < layers.size(); ++l) layers[l].forward(residuals_[l + 1], residuals_[l], B, T_len, 0);
-    kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(),
-                                residuals_[layers.size()].data(), final_norm_weight.value.data(),
-                                final_norm_bias.value.data(), M, C, config_.layernorm_epsilon);
-    // logits = LN(x) · Eᵀ                                                              (B*T, V)
-    kernels::gemm(device_, logits, V, normed_.data(), C, false, word_embeddings.value.data(), C, true, M, V, C);
   }
 
   ModelConfig config_;
@@ -324,6 +355,7 @@ class LanguageModel {
   Tensor<std::int32_t, Device> token_ids_, target_ids_;  // (B*T)
   std::vector<Tensor<T, Device>> residuals_;             // L+1 x (B*T, C): the input of each block, then the output
   Tensor<T, Device> normed_;                             // (B*T, C) final LayerNorm output
+  Tensor<T, Device> last_hidden_;                        // (B, C) forward_last's last positions
   Tensor<T, Device> final_mean_, final_rstd_;            // (B*T)
   Tensor<T, Device> logits_;                             // (B*T, V) training logits, then their gradient
   Tensor<T, Device> d_residual_, d_normed_;              // (B*T, C) backward scratch

@@ -116,6 +116,40 @@ void attention_forward(const cpu&, T* out, non_deduced<T>* lse,  // (batch*Tq, H
                            static_cast<std::size_t>(std::min(block, s.queries) * s.keys), run);
 }
 
+/// One decoding step with a KV cache (the contract of reference::attention_decode): the query row q
+/// attends to all `keys` rows of k and v. Heads run in parallel with OpenMP when the cache is long;
+/// `scratch` (H * keys) holds the weights, so nothing is allocated.
+template <class T>
+void attention_decode(const cpu&, T* out, const T* q, const T* k, const T* v,  // (H*D), (keys, H*D) x2
+                      T* scratch, index_t keys, index_t H, index_t D) {
+  if (keys <= 0 || H <= 0 || D <= 0) throw shape_error("attention_decode needs keys, heads and head_dim >= 1");
+  const index_t C = H * D;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+  const auto head = [&](index_t h) {
+    T* p = scratch + h * keys;
+    const T* qh = q + h * D;
+    for (index_t u = 0; u < keys; ++u) p[u] = scale * simd::dot(qh, k + u * C + h * D, D);
+    const T max = simd::max(p, keys);
+    const T sum = simd::exp_shifted(p, p, max, keys);
+    const T inv = T(1) / sum;
+    T* o = out + h * D;
+    std::fill(o, o + D, T(0));
+    for (index_t u = 0; u < keys; ++u) {
+      const T w = p[u] * inv;
+      const T* vu = v + u * C + h * D;
+      for (index_t d = 0; d < D; ++d) o[d] += w * vu[d];
+    }
+  };
+#if TOKENFORMER_OPENMP
+  if (H > 1 && static_cast<double>(keys) * static_cast<double>(C) > double(1 << 16)) {
+#pragma omp parallel for schedule(static)
+    for (index_t h = 0; h < H; ++h) head(h);
+    return;
+  }
+#endif
+  for (index_t h = 0; h < H; ++h) head(h);
+}
+
 /// Gradient of attention_forward: overwrites dq, dk, dv, given the forward's inputs, its output and
 /// its log-sum-exp. Same result as reference::attention_backward (which recomputes everything).
 /// One task per (group, head) in parallel; within it, blocks of 64 queries rebuild their

@@ -7,6 +7,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/parallel.hpp"
 #include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
@@ -22,14 +23,11 @@ template <class T>
 void gelu_forward(const cpu&, T* out, const T* x, index_t n) {
   using B = simd::batch<T>;
   constexpr index_t W = static_cast<index_t>(B::size), chunk = 4096;
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (n > 65536)
-#endif
-  for (index_t begin = 0; begin < n; begin += chunk) {
-    const index_t end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
+  detail::parallel_for((n + chunk - 1) / chunk, n > 65536, [&](index_t c) {
+    const index_t begin = c * chunk, end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
     for (index_t i = begin; i < vec_end; i += W) simd::gelu(B::load_unaligned(x + i)).store_unaligned(out + i);
     for (index_t i = vec_end; i < end; ++i) out[i] = simd::gelu(x[i]);
-  }
+  });
 }
 
 /// dx[i] = dy[i] · gelu'(x[i]); dx may alias dy.
@@ -37,15 +35,12 @@ template <class T>
 void gelu_backward(const cpu&, T* dx, const T* dy, const T* x, index_t n) {
   using B = simd::batch<T>;
   constexpr index_t W = static_cast<index_t>(B::size), chunk = 4096;
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (n > 65536)
-#endif
-  for (index_t begin = 0; begin < n; begin += chunk) {
-    const index_t end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
+  detail::parallel_for((n + chunk - 1) / chunk, n > 65536, [&](index_t c) {
+    const index_t begin = c * chunk, end = std::min(n, begin + chunk), vec_end = begin + (end - begin) / W * W;
     for (index_t i = begin; i < vec_end; i += W)
       (B::load_unaligned(dy + i) * simd::gelu_derivative(B::load_unaligned(x + i))).store_unaligned(dx + i);
     for (index_t i = vec_end; i < end; ++i) dx[i] = dy[i] * simd::gelu_derivative(x[i]);
-  }
+  });
 }
 
 /// Index of the first element of x that is NaN or ±Inf, or -1 if all are finite.

@@ -8,6 +8,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/parallel.hpp"
 
 namespace tokenformer::kernels {
 
@@ -17,11 +18,9 @@ void embedding_forward(const cpu&, T* out,          // (N, C)
                        const std::int32_t* tokens,  // (N)
                        const T* table,              // (V, C)
                        index_t N, index_t C) {
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (N * C > 65536)
-#endif
-  for (index_t i = 0; i < N; ++i)
+  detail::parallel_for(N, N * C > 65536, [&](index_t i) {
     std::memcpy(out + i * C, table + static_cast<index_t>(tokens[i]) * C, static_cast<std::size_t>(C) * sizeof(T));
+  });
 }
 
 /// Gradient of embedding_forward: d_table[tokens[i]] += dout[i]; same contract as

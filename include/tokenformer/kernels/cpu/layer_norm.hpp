@@ -8,6 +8,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/parallel.hpp"
 #include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
@@ -25,10 +26,7 @@ void layer_norm_forward(const cpu&, T* out,  // (R, C)
   using B = simd::batch<T>;
   constexpr index_t W = static_cast<index_t>(B::size);
   const index_t end = C - C % W;
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * C > 32768)
-#endif
-  for (index_t r = 0; r < rows; ++r) {
+  detail::parallel_for(rows, rows * C > 32768, [&](index_t r) {
     const T* xr = x + r * C;
     T* o = out + r * C;
     const T m = simd::sum(xr, C) / static_cast<T>(C);
@@ -54,7 +52,7 @@ void layer_norm_forward(const cpu&, T* out,  // (R, C)
     }
     if (mean != nullptr) mean[r] = m;
     if (rstd != nullptr) rstd[r] = rs;
-  }
+  });
 }
 
 /// Gradient of layer_norm_forward; same contract as reference::layer_norm_backward. Rows run in
@@ -91,10 +89,7 @@ void layer_norm_backward(const cpu&, T* dx,  // (R, C)
     }
   };
   if (d_weight == nullptr) {
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * C > 32768)
-#endif
-    for (index_t r = 0; r < rows; ++r) row_pass(r);
+    detail::parallel_for(rows, rows * C > 32768, row_pass);
     return;
   }
   for (index_t r = 0; r < rows; ++r) {
@@ -104,10 +99,7 @@ void layer_norm_backward(const cpu&, T* dx,  // (R, C)
       d_bias[i] += dy[r * C + i];
     }
   }
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * C > 32768)
-#endif
-  for (index_t r = 0; r < rows; ++r) row_pass(r);
+  detail::parallel_for(rows, rows * C > 32768, row_pass);
 }
 
 }  // namespace tokenformer::kernels

@@ -9,6 +9,7 @@
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/normalization.hpp"
+#include "tokenformer/kernels/cpu/parallel.hpp"
 #include "tokenformer/kernels/cpu/simd.hpp"
 
 namespace tokenformer::kernels {
@@ -61,10 +62,8 @@ void pattention_norm_forward(const cpu&, T* out,  // (R, n)
                              index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   check_normalization(kind, "pattention_norm_forward");
   const T tokens = static_cast<T>(scale_tokens);
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
-#endif
-  for (index_t r = 0; r < rows; ++r) detail::pattention_norm_row(out + r * n, scores + r * n, n, kind, tokens);
+  detail::parallel_for(rows, rows * n > 32768,
+                       [&](index_t r) { detail::pattention_norm_row(out + r * n, scores + r * n, n, kind, tokens); });
 }
 
 namespace detail {
@@ -169,11 +168,9 @@ void pattention_norm_backward(const cpu&, T* d_scores,  // (R, n)
                               index_t rows, index_t n, Normalization kind, index_t scale_tokens) {
   check_normalization(kind, "pattention_norm_backward");
   const T tokens = static_cast<T>(scale_tokens);
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
-#endif
-  for (index_t r = 0; r < rows; ++r)
+  detail::parallel_for(rows, rows * n > 32768, [&](index_t r) {
     detail::pattention_norm_backward_row(d_scores + r * n, d_weights + r * n, scores + r * n, n, kind, tokens);
+  });
 }
 
 }  // namespace tokenformer::kernels

@@ -9,6 +9,7 @@
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
+#include "tokenformer/kernels/cpu/parallel.hpp"
 
 namespace tokenformer::kernels {
 
@@ -20,22 +21,30 @@ void rotate(T* x, index_t B, index_t T_len, index_t H, index_t D, index_t rotary
             index_t position_offset, double direction) {
   const index_t half = rotary_dims / 2;
   if (half == 0 || B == 0 || T_len == 0) return;
-  std::vector<T> cos_table(static_cast<std::size_t>(T_len * half)), sin_table(cos_table.size());
+  // Tables of a few positions (decoding) live on the stack: a decode step allocates nothing.
+  constexpr index_t stack_entries = 512;
+  T cos_stack[stack_entries], sin_stack[stack_entries];
+  std::vector<T> cos_heap, sin_heap;
+  T* cos_table = cos_stack;
+  T* sin_table = sin_stack;
+  if (T_len * half > stack_entries) {
+    cos_heap.resize(static_cast<std::size_t>(T_len * half));
+    sin_heap.resize(cos_heap.size());
+    cos_table = cos_heap.data();
+    sin_table = sin_heap.data();
+  }
   for (index_t t = 0; t < T_len; ++t)
     for (index_t j = 0; j < half; ++j) {
       const double theta = std::pow(base, -2.0 * static_cast<double>(j) / static_cast<double>(rotary_dims));
       const double angle = static_cast<double>(position_offset + t) * theta;
-      cos_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(std::cos(angle));
-      sin_table[static_cast<std::size_t>(t * half + j)] = static_cast<T>(direction * std::sin(angle));
+      cos_table[t * half + j] = static_cast<T>(std::cos(angle));
+      sin_table[t * half + j] = static_cast<T>(direction * std::sin(angle));
     }
   const index_t rows = B * T_len;
-#if TOKENFORMER_OPENMP
-#pragma omp parallel for schedule(static) if (rows * H * half > 32768)
-#endif
-  for (index_t row = 0; row < rows; ++row) {
+  detail::parallel_for(rows, rows * H * half > 32768, [&](index_t row) {
     const index_t t = row % T_len;
-    const T* c = cos_table.data() + t * half;
-    const T* s = sin_table.data() + t * half;
+    const T* c = cos_table + t * half;
+    const T* s = sin_table + t * half;
     for (index_t h = 0; h < H; ++h) {
       T* head = x + row * H * D + h * D;
       for (index_t j = 0; j < half; ++j) {
@@ -44,7 +53,7 @@ void rotate(T* x, index_t B, index_t T_len, index_t H, index_t D, index_t rotary
         head[j + half] = x2 * c[j] + x1 * s[j];
       }
     }
-  }
+  });
 }
 
 }  // namespace detail

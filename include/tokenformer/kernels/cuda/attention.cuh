@@ -415,3 +415,53 @@ void attention_backward(const cuda& device, T* dq, T* dk, T* dv,  // like q, k, 
 }
 
 }  // namespace tokenformer::kernels
+
+namespace tokenformer::kernels {
+
+namespace cuda_detail {
+
+/// One block per head: the scores into scratch (one thread per key), the block's max and sum, then one
+/// thread per output dimension sums the weighted values.
+template <class T>
+__global__ void attention_decode_kernel(T* out, const T* q, const T* k, const T* v, T* scratch, index_t keys, index_t H,
+                                        index_t D, T scale) {
+  const index_t h = blockIdx.x, C = H * D;
+  T* p = scratch + h * keys;
+  const T* qh = q + h * D;
+  T local_max = T(-INFINITY);
+  for (index_t u = threadIdx.x; u < keys; u += blockDim.x) {
+    const T* ku = k + u * C + h * D;
+    T dot = T(0);
+    for (index_t d = 0; d < D; ++d) dot += qh[d] * ku[d];
+    p[u] = dot * scale;
+    local_max = max(local_max, p[u]);
+  }
+  const T m = block_max(local_max);
+  T local_sum = T(0);
+  for (index_t u = threadIdx.x; u < keys; u += blockDim.x) {
+    p[u] = exp_(p[u] - m);
+    local_sum += p[u];
+  }
+  const T inv = T(1) / block_sum(local_sum);  // block_sum synchronizes: every weight is written
+  for (index_t d = threadIdx.x; d < D; d += blockDim.x) {
+    T acc = T(0);
+    for (index_t u = 0; u < keys; ++u) acc += p[u] * v[u * C + h * D + d];
+    out[h * D + d] = acc * inv;
+  }
+}
+
+}  // namespace cuda_detail
+
+/// One decoding step with a KV cache; the contract of the CPU kernel (scratch: H * keys on the GPU).
+template <class T>
+void attention_decode(const cuda& device, T* out, const T* q, const T* k, const T* v,  // (H*D), (keys, H*D) x2
+                      T* scratch, index_t keys, index_t H, index_t D) {
+  if (keys <= 0 || H <= 0 || D <= 0) throw shape_error("attention_decode needs keys, heads and head_dim >= 1");
+  if (H > 65535) throw shape_error("attention_decode on the GPU: at most 65535 heads");
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+  cuda_detail::attention_decode_kernel<<<static_cast<unsigned>(H), cuda_detail::block_threads, 0, device.stream()>>>(
+      out, q, k, v, scratch, keys, H, D, scale);
+  cuda_detail::check_launch("attention_decode_kernel");
+}
+
+}  // namespace tokenformer::kernels

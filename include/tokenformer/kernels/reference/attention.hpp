@@ -48,6 +48,35 @@ void attention_forward(T* out, non_deduced<T>* lse,         // (batch*Tq, H*D), 
       }
 }
 
+/// One decoding step with a KV cache: the single query row q [H*D] attends to all `keys` rows of k
+/// and v ([keys, H*D], row-major): out[h] = Σ_u softmax_u(q[h] · k[u,h] / √D) · v[u,h], in double.
+/// `scratch` (H * keys values) receives the attention weights; nothing is allocated.
+template <class T>
+void attention_decode(T* out, const T* q, const T* k, const T* v,  // (H*D), (keys, H*D) x2
+                      T* scratch, index_t keys, index_t H, index_t D) {
+  const index_t C = H * D;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (index_t h = 0; h < H; ++h) {
+    T* p = scratch + h * keys;
+    double max = -INFINITY;
+    for (index_t u = 0; u < keys; ++u) {
+      double dot = 0.0;
+      for (index_t d = 0; d < D; ++d)
+        dot += static_cast<double>(q[h * D + d]) * static_cast<double>(k[u * C + h * D + d]);
+      p[u] = static_cast<T>(dot * scale);
+      max = std::fmax(max, dot * scale);
+    }
+    double sum = 0.0;
+    for (index_t u = 0; u < keys; ++u) sum += std::exp(static_cast<double>(p[u]) - max);
+    for (index_t d = 0; d < D; ++d) {
+      double acc = 0.0;
+      for (index_t u = 0; u < keys; ++u)
+        acc += std::exp(static_cast<double>(p[u]) - max) * static_cast<double>(v[u * C + h * D + d]);
+      out[h * D + d] = static_cast<T>(acc / sum);
+    }
+  }
+}
+
 /// Gradient of attention_forward, in double, recomputed from q, k, v alone: overwrites dq, dk, dv.
 ///   S = q·kᵀ/√D (masked), P = softmax(S), out = P·v
 ///   dv = Pᵀ·dout;  dP = dout·vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dq = dS·k/√D;  dk = dSᵀ·q/√D

@@ -72,6 +72,11 @@ void attention_forward(const reference_device&, T* out, non_deduced<T>* lse, con
                        const AttentionShape& s) {
   reference::attention_forward(out, lse, q, k, v, s);
 }
+template <class T>
+void attention_decode(const reference_device&, T* out, const T* q, const T* k, const T* v, T* scratch, index_t keys,
+                      index_t H, index_t D) {
+  reference::attention_decode(out, q, k, v, scratch, keys, H, D);
+}
 /// The reference backward recomputes everything from q, k, v: `out` and `lse` are not read.
 template <class T>
 void attention_backward(const reference_device&, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,

@@ -1,0 +1,344 @@
+// Generation with a KV cache: cached logits against the full recompute, greedy decoding against the
+// recompute's argmax, the decode kernel against the reference, sampling options, errors, and a
+// counting allocator that proves a decode step allocates nothing.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "device_cases.hpp"
+#include "test_util.hpp"
+#include "tokenformer/layers/fit_body.hpp"
+#include "tokenformer/layers/transformer_layer.hpp"
+#include "tokenformer/model/generation.hpp"
+
+using namespace tokenformer;
+
+// ---- a counting allocator: every malloc-family call of the process, while counting is on ----------
+// glibc lets a program define malloc and friends; these forward to glibc's own (__libc_*). Under
+// AddressSanitizer (which replaces malloc itself) the count is not available and the test says so.
+#if defined(__SANITIZE_ADDRESS__)
+#define TOKENFORMER_COUNT_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TOKENFORMER_COUNT_MALLOC 0
+#endif
+#endif
+#if !defined(TOKENFORMER_COUNT_MALLOC)
+#if defined(__GLIBC__)
+#define TOKENFORMER_COUNT_MALLOC 1
+#else
+#define TOKENFORMER_COUNT_MALLOC 0
+#endif
+#endif
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> allocations{0};
+inline void count_one() {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+#if TOKENFORMER_COUNT_MALLOC
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+void* malloc(std::size_t size) noexcept {
+  count_one();
+  return __libc_malloc(size);
+}
+void* calloc(std::size_t count, std::size_t size) noexcept {
+  count_one();
+  return __libc_calloc(count, size);
+}
+void* realloc(void* p, std::size_t size) noexcept {
+  count_one();
+  return __libc_realloc(p, size);
+}
+void* memalign(std::size_t alignment, std::size_t size) noexcept {
+  count_one();
+  return __libc_memalign(alignment, size);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
+  count_one();
+  return __libc_memalign(alignment, size);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
+  count_one();
+  void* p = __libc_memalign(alignment, size);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void free(void* p) noexcept { __libc_free(p); }
+}
+#endif
+
+namespace {
+
+ModelConfig small_config(Architecture architecture = Architecture::tokenformer, index_t hidden = 32,
+                         index_t heads = 4) {
+  ModelConfig config;
+  config.architecture = architecture;
+  config.num_layers = 2;
+  config.hidden_size = hidden;
+  config.num_heads = heads;
+  config.vocab_size = 61;
+  config.rotary_pct = 0.5;
+  if (architecture == Architecture::transformer) {
+    config.intermediate_size = 2 * hidden;
+  } else {
+    config.qkv_tokens = 24;
+    config.proj_tokens = 20;
+    config.ffn_tokens = 40;
+  }
+  return config;
+}
+
+/// The recompute's greedy choice after `sequence`: the argmax of the last row of a full forward.
+template <class Model>
+std::int32_t recompute_argmax(Model& model, const std::vector<std::int32_t>& sequence) {
+  const auto logits = model.forward(sequence, 1, static_cast<index_t>(sequence.size()));
+  const index_t V = model.vocab_size(), last = (static_cast<index_t>(sequence.size()) - 1) * V;
+  std::int32_t best = 0;
+  for (index_t v = 1; v < V; ++v)
+    if (logits[last + v] > logits[last + best]) best = static_cast<std::int32_t>(v);
+  return best;
+}
+
+template <template <class, class> class Block>
+void greedy_equals_recompute(Architecture architecture) {
+  LanguageModel<presets::Dynamic<float>, cpu, Block> model(small_config(architecture));
+  Rng init(5);
+  model.initialize(init);
+  LanguageModel<presets::Dynamic<float>, cpu, Block> full(model);
+  const std::vector<std::vector<std::int32_t>> prompts{{1, 2, 3, 4, 5, 6, 7}, {42}, {9, 8, 7}};
+  SamplingOptions greedy;
+  greedy.temperature = 0.0;
+  Rng rng(1);
+  std::vector<std::vector<std::int32_t>> streamed(prompts.size());
+  const auto produced = generate_batch(model, prompts, 24, rng, greedy, [&](index_t row, std::int32_t token) {
+    streamed[static_cast<std::size_t>(row)].push_back(token);
+  });
+  REQUIRE(produced.size() == prompts.size());
+  CHECK(streamed == produced);
+  for (std::size_t r = 0; r < prompts.size(); ++r) {
+    REQUIRE(produced[r].size() == 24);
+    std::vector<std::int32_t> sequence = prompts[r];
+    for (std::size_t i = 0; i < produced[r].size(); ++i) {
+      INFO("sequence " << r << ", token " << i);
+      CHECK(produced[r][i] == recompute_argmax(full, sequence));
+      sequence.push_back(produced[r][i]);
+    }
+  }
+  // The single-sequence entry point agrees with the batch.
+  Rng again(1);
+  CHECK(generate(model, prompts[2], 24, again, greedy) == produced[2]);
+}
+
+}  // namespace
+
+TEST_CASE("attention_decode on the cpu equals the reference attention of one query", "[generation][kernels]") {
+  device_cases::attention_decode_matches_reference<double>(1e-12, cpu{});
+  device_cases::attention_decode_matches_reference<float>(2e-5, cpu{});
+  device_cases::attention_decode_matches_reference<double>(1e-12, reference{});
+}
+
+TEST_CASE("KV-cache logits equal the full recompute at every step (cpu, double)", "[generation]") {
+  device_cases::kv_cache_generation_matches_recompute(1e-10, cpu{});
+  device_cases::kv_cache_generation_matches_recompute(1e-10, reference{});
+}
+
+TEST_CASE("greedy KV-cache generation picks the recompute's argmax at every step", "[generation]") {
+  SECTION("TokenFormer") { greedy_equals_recompute<TokenFormerLayer>(Architecture::tokenformer); }
+  SECTION("Transformer") { greedy_equals_recompute<TransformerLayer>(Architecture::transformer); }
+}
+
+TEST_CASE("after prefill, a decode step allocates nothing", "[generation][allocation]") {
+#if !TOKENFORMER_COUNT_MALLOC
+  SKIP("malloc cannot be counted in this build (AddressSanitizer replaces it, or not glibc)");
+#else
+  // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536).
+  const auto check = [](auto& model, const char* what) {
+    INFO(what);
+    Rng init(3);
+    model.initialize(init);
+    Generator generator(model, 2, 700);
+    std::vector<std::int32_t> prompt(600);
+    for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 7) % 61);
+    generator.prefill({prompt, std::vector<std::int32_t>(prompt.begin(), prompt.begin() + 550)});
+    std::int32_t next[2] = {1, 2};
+    generator.step(next);  // not needed for the claim; a first step after prefill is counted below too
+    allocations = 0;
+    counting = true;
+    for (int step = 0; step < 20; ++step) {
+      const auto& logits = generator.step(next);
+      next[0] = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.begin() + 61) - logits.begin());
+      next[1] = static_cast<std::int32_t>(std::max_element(logits.begin() + 61, logits.end()) - logits.begin() - 61);
+    }
+    counting = false;
+    CHECK(allocations.load() == 0);
+    // And the first step right after a prefill, too.
+    generator.reset();
+    generator.prefill({prompt, prompt});
+    allocations = 0;
+    counting = true;
+    generator.step(next);
+    counting = false;
+    CHECK(allocations.load() == 0);
+  };
+  // The counter must see allocations at all (a test that can fail).
+  allocations = 0;
+  counting = true;
+  std::vector<double>* probe = new std::vector<double>(1000);
+  counting = false;
+  delete probe;
+  REQUIRE(allocations.load() >= 2);
+
+  LanguageModel<presets::Dynamic<float>, cpu> tokenformer(small_config(Architecture::tokenformer, 128, 4));
+  check(tokenformer, "TokenFormer, hidden 128");
+  LanguageModel<presets::Dynamic<float>, cpu, TransformerLayer> transformer(
+      small_config(Architecture::transformer, 128, 4));
+  check(transformer, "Transformer, hidden 128");
+#endif
+}
+
+TEST_CASE("sampling: seeds, top-k, top-p, stop tokens, and options out of range", "[generation][sampling]") {
+  LanguageModel<presets::Dynamic<float>, cpu> model(small_config());
+  Rng init(8);
+  model.initialize(init);
+  SamplingOptions greedy;
+  greedy.temperature = 0.0;
+  Rng g(0);
+  const auto reference_tokens = generate(model, {3, 4}, 12, g, greedy);
+
+  SamplingOptions hot;
+  hot.temperature = 1.5;
+  Rng a(77), b(77), c(78);
+  const auto x = generate(model, {3, 4}, 12, a, hot), y = generate(model, {3, 4}, 12, b, hot),
+             z = generate(model, {3, 4}, 12, c, hot);
+  CHECK(x == y);
+  CHECK(x != z);  // 12 draws at temperature 1.5 over 61 tokens: equal by chance ~never
+
+  SamplingOptions top1 = hot;
+  top1.top_k = 1;
+  Rng r1(5);
+  CHECK(generate(model, {3, 4}, 12, r1, top1) == reference_tokens);
+  SamplingOptions nucleus = hot;
+  nucleus.top_p = 1e-9;  // only the most likely token is left
+  Rng r2(5);
+  CHECK(generate(model, {3, 4}, 12, r2, nucleus) == reference_tokens);
+
+  // top_p keeps the smallest prefix reaching p: with logits (3, 2, 1, 0) at t = 1 the probabilities
+  // are 0.644, 0.237, 0.087, 0.032; p = 0.85 keeps the first two, so token 2 and 3 never come.
+  const std::vector<float> logits{3.f, 2.f, 1.f, 0.f};
+  std::vector<std::pair<double, std::int32_t>> ranked;
+  SamplingOptions p85;
+  p85.temperature = 1.0;
+  p85.top_p = 0.85;
+  Rng r3(9);
+  int counts[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 4000; ++i) ++counts[sample_token(logits.data(), 4, p85, r3, ranked)];
+  CHECK(counts[2] == 0);
+  CHECK(counts[3] == 0);
+  CHECK(counts[0] > 2600);  // expected 4000 · 0.731 = 2924
+  CHECK(counts[1] > 900);   // expected 4000 · 0.269 = 1076
+  SamplingOptions p90 = p85;
+  p90.top_p = 0.9;  // 0.644 + 0.237 = 0.881 < 0.9: the third token joins
+  int third = 0;
+  for (int i = 0; i < 4000; ++i) third += sample_token(logits.data(), 4, p90, r3, ranked) == 2;
+  CHECK(third > 200);  // expected 4000 · 0.087 / 0.968 = 360
+
+  // A stop token ends its sequence (and only that one) right after it is produced.
+  SamplingOptions stop = greedy;
+  stop.stop_token = reference_tokens[4];
+  Rng r4(0);
+  const auto stopped = generate_batch(model, {{3, 4}, {3, 4, reference_tokens[0]}}, 12, r4, stop);
+  const auto first_stop = std::find(reference_tokens.begin(), reference_tokens.end(), stop.stop_token);
+  CHECK(stopped[0] == std::vector<std::int32_t>(reference_tokens.begin(), first_stop + 1));
+
+  const auto refused = [&](SamplingOptions o, const char* words) {
+    Rng rng(1);
+    CHECK_THROWS_WITH(generate(model, {1}, 2, rng, o), Catch::Contains(words));
+  };
+  SamplingOptions o;
+  o.top_p = 0.0;
+  refused(o, "top_p");
+  o.top_p = 1.5;
+  refused(o, "top_p");
+  o.top_p = std::nan("");
+  refused(o, "top_p");
+  Rng rng(1);
+  CHECK_THROWS_WITH(generate(model, {1}, -1, rng), Catch::Contains("negative"));
+  CHECK_THROWS_WITH(generate_batch(model, {}, 2, rng), Catch::Contains("at least one prompt"));
+  CHECK_THROWS_WITH(generate_batch(model, {{1}, {}}, 2, rng), Catch::Contains("non-empty"));
+}
+
+TEST_CASE("the KV cache refuses what it cannot do, with clear errors", "[generation][errors]") {
+  LanguageModel<presets::Dynamic<float>, cpu> model(small_config());
+  Rng init(8);
+  model.initialize(init);
+  CHECK_THROWS_WITH((Generator(model, 0, 8)), Catch::Contains("rows >= 1"));
+  CHECK_THROWS_WITH((Generator(model, 1, 0)), Catch::Contains("capacity >= 1"));
+  CHECK_THROWS_WITH((Generator(model, 1 << 20, 1 << 20)), Catch::Contains("too large"));
+  {
+    Generator generator(model, 2, 6);
+    CHECK_THROWS_WITH(generator.prefill({{1, 2}, {3}, {4}}), Catch::Contains("1 to 2 prompts"));
+    CHECK_THROWS_WITH(generator.prefill({{1, 2}, {}}), Catch::Contains("empty"));
+    generator.prefill({{1, 2, 3, 4, 5}, {1}});
+    const std::int32_t next[2] = {1, 1};
+    generator.step(next);
+    CHECK_THROWS_WITH(generator.step(next), Catch::Contains("KV cache full"));
+    CHECK(generator.length(0) == 6);
+    // A cached forward is inference only.
+    CHECK(model.layers[0].attention.has_cache());
+  }
+  // The generator detaches its cache: training works again, and a copy never shares a cache.
+  CHECK_FALSE(model.layers[0].attention.has_cache());
+  {
+    Generator generator(model, 1, 4);
+    LanguageModel<presets::Dynamic<float>, cpu> copy(model);
+    CHECK_FALSE(copy.layers[0].attention.has_cache());
+    generator.prefill({{1, 2}});
+    const std::vector<std::int32_t> tokens{1, 2}, targets{2, 3};
+    // While attached, forwards are cached inference forwards: no backward.
+    CHECK_THROWS_WITH(model.forward_backward(tokens.data(), targets.data(), 1, 2),
+                      Catch::Contains("backward after a KV-cache (inference) forward"));
+  }
+  const std::vector<std::int32_t> tokens{1, 2}, targets{2, 3};
+  CHECK(std::isfinite(model.forward_backward(tokens.data(), targets.data(), 1, 2)));
+}
+
+TEST_CASE("FIT decoders generate by recomputing (no KV cache), greedy equal to the argmax", "[generation][fit]") {
+  ModelConfig config = small_config();
+  config.architecture = Architecture::fit;
+  config.fit.layers = "(1)1(1)";
+  config.fit.group_size = 4;
+  config.fit.latents_per_group = 1;
+  config.fit.latent_size = 32;
+  config.fit.latent_heads = 2;
+  config.fit.max_groups = 8;
+  config.fit.causal = true;
+  config.num_layers = 5;  // local, read, global, write, local
+  LanguageModel<presets::Dynamic<float>, cpu, FitBody> model(config);
+  Rng init(2);
+  model.initialize(init);
+  SamplingOptions greedy;
+  greedy.temperature = 0.0;
+  Rng rng(0);
+  const std::vector<std::int32_t> prompt{1, 2, 3, 4};
+  const auto produced = generate(model, prompt, 4, rng, greedy);
+  REQUIRE(produced.size() == 4);
+  std::vector<std::int32_t> sequence = prompt;
+  for (const std::int32_t token : produced) {
+    CHECK(token == recompute_argmax(model, sequence));
+    sequence.push_back(token);
+  }
+}
