@@ -165,7 +165,9 @@ TEST_CASE("after prefill, a decode step allocates nothing", "[generation][alloca
 #if !TOKENFORMER_COUNT_MALLOC
   SKIP("malloc cannot be counted in this build (AddressSanitizer replaces it, or not glibc)");
 #else
-  // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536).
+  // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536), and where
+  // the FFN and the Transformer's MLP products are split by columns over the OpenMP team (N * K >=
+  // 2^18: kernels/cpu/gemm.hpp).
   const auto check = [](auto& model, const char* what) {
     INFO(what);
     Rng init(3);
@@ -202,11 +204,16 @@ TEST_CASE("after prefill, a decode step allocates nothing", "[generation][alloca
   delete probe;
   REQUIRE(allocations.load() >= 2);
 
-  LanguageModel<presets::Dynamic<float>, cpu> tokenformer(small_config(Architecture::tokenformer, 128, 4));
-  check(tokenformer, "TokenFormer, hidden 128");
-  LanguageModel<presets::Dynamic<float>, cpu, TransformerLayer> transformer(
-      small_config(Architecture::transformer, 128, 4));
-  check(transformer, "Transformer, hidden 128");
+  ModelConfig wide = small_config(Architecture::tokenformer, 128, 4);
+  wide.qkv_tokens = 256;
+  wide.proj_tokens = 256;
+  wide.ffn_tokens = 2048;
+  LanguageModel<presets::Dynamic<float>, cpu> tokenformer(wide);
+  check(tokenformer, "TokenFormer, hidden 128, FFN of 2048 tokens");
+  ModelConfig transformer_config = small_config(Architecture::transformer, 128, 4);
+  transformer_config.intermediate_size = 2048;
+  LanguageModel<presets::Dynamic<float>, cpu, TransformerLayer> transformer(transformer_config);
+  check(transformer, "Transformer, hidden 128, MLP of 2048");
 #endif
 }
 

@@ -2,8 +2,17 @@
 //
 // Over the reference: Eigen's blocked, vectorized GEMM, multithreaded with OpenMP when called outside
 // a parallel region. Define EIGEN_USE_BLAS (CMake option TOKENFORMER_USE_OPENBLAS) to route it to
-// OpenBLAS instead.
+// OpenBLAS instead. Products of a few rows (decoding with a KV cache: one row per sequence) are
+// matrix-vector products that Eigen runs on one thread; they read all of B once, so they are bound by
+// memory bandwidth, which one core does not saturate. Those are split by columns of C over the
+// OpenMP team, each thread streaming its own slice of B.
 #pragma once
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include <algorithm>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
@@ -18,7 +27,45 @@ template <class T>
 void gemm(const cpu&, T* C, index_t ldc,              // (M, N)
           const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
           const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
-          index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0)) {
+          index_t M, index_t N, index_t K, T alpha = T(1), T beta = T(0));
+
+namespace detail {
+
+/// Rows of C at most this many (and B at least 2^18 values) take the column-split path.
+constexpr index_t gemm_few_rows = 8;
+
+/// Whether to split a product of few rows by columns over the OpenMP team (see the header comment).
+inline bool gemm_split_columns(index_t M, index_t N, index_t K) {
+#if TOKENFORMER_OPENMP
+  return M <= gemm_few_rows && static_cast<double>(N) * static_cast<double>(K) >= double(1 << 18) &&
+         omp_get_max_threads() > 1 && !omp_in_parallel();
+#else
+  (void)M, (void)N, (void)K;
+  return false;
+#endif
+}
+
+}  // namespace detail
+
+template <class T>
+void gemm(const cpu& device, T* C, index_t ldc,       // (M, N)
+          const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
+          const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
+          index_t M, index_t N, index_t K, T alpha, T beta) {
+#if TOKENFORMER_OPENMP
+  if (K > 0 && detail::gemm_split_columns(M, N, K)) {
+#pragma omp parallel
+    {
+      const index_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const index_t chunk = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole cache lines of C
+      const index_t n0 = std::min(N, t * chunk), n1 = std::min(N, n0 + chunk);
+      if (n1 > n0)  // inside the team, so this call runs on this thread alone
+        gemm(device, C + n0, ldc, A, lda, transpose_a, transpose_b ? B + n0 * ldb : B + n0, ldb, transpose_b, M,
+             n1 - n0, K, alpha, beta);
+    }
+    return;
+  }
+#endif
   using Stride = Eigen::OuterStride<>;
   using Out = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Stride>;
   using In = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Stride>;
