@@ -1,6 +1,10 @@
-# cmake -DCLANGXX=... -DINCLUDE_DIR=... -DEIGEN_DIR=... -DWORK_DIR=... -P check_headers_clang.cmake
-# Every public header, alone, must compile with clang++ at -Wall -Wextra -Wpedantic -Werror.
+# cmake -DCLANGXX=... -DINCLUDE_DIR=... -DEIGEN_DIR=... -DWORK_DIR=... [-DSKIP_HEADERS=a;b] -P check_headers_clang.cmake
+# Every public header, alone, must compile with clang++ at -Wall -Wextra -Wpedantic -Werror (except
+# SKIP_HEADERS: the tokenizer's, where utf8proc is missing).
 file(GLOB_RECURSE headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/tokenformer/*.hpp")
+if(SKIP_HEADERS)
+  list(REMOVE_ITEM headers ${SKIP_HEADERS})
+endif()
 foreach(header IN LISTS headers)
   set(source "${WORK_DIR}/clang_header_check.cpp")
   file(WRITE "${source}" "#include \"${header}\"\n")

@@ -163,7 +163,7 @@ TEST_CASE("greedy KV-cache generation picks the recompute's argmax at every step
 
 TEST_CASE("after prefill, a decode step allocates nothing", "[generation][allocation]") {
 #if !TOKENFORMER_COUNT_MALLOC
-  SKIP("malloc cannot be counted in this build (AddressSanitizer replaces it, or not glibc)");
+  WARN("not checked in this build: malloc cannot be counted (AddressSanitizer replaces it, or not glibc)");
 #else
   // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536), and where
   // the FFN and the Transformer's MLP products are split by columns over the OpenMP team (N * K >=
