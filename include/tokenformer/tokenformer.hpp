@@ -18,6 +18,8 @@
 #include "tokenformer/io/config_file.hpp"
 #include "tokenformer/io/json.hpp"
 #include "tokenformer/io/safetensors.hpp"
+#include "tokenformer/io/torch_checkpoint.hpp"
+#include "tokenformer/io/weights_file.hpp"
 #include "tokenformer/kernels/kernels.hpp"
 #include "tokenformer/kernels/reference.hpp"
 #include "tokenformer/layers/block.hpp"

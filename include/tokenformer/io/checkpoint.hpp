@@ -9,12 +9,19 @@
 // `sequential.{i+2}.mlp.{key,value}_param_tokens`, `sequential.{L+3}.norm.{weight,bias}`.
 // Loading requires every tensor to be present with the model's exact shape (file_error names the
 // first that is missing or misshaped); saving writes F32 (F64 for double models) atomically.
+// Weights load from safetensors or torch.save checkpoints (pytorch_model.bin), told apart by content
+// (io/weights_file.hpp); the functions taking an open file take any reader with that interface
+// (SafetensorsReader, TorchCheckpointReader, WeightsFile). A model directory as the Hugging Face hub
+// holds it (config.json with model.safetensors or pytorch_model.bin) loads with load_model(dir).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tokenformer/core/error.hpp"
@@ -23,6 +30,7 @@
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/io/config_file.hpp"
 #include "tokenformer/io/safetensors.hpp"
+#include "tokenformer/io/weights_file.hpp"
 #include "tokenformer/model/language_model.hpp"
 
 namespace tokenformer::io {
@@ -30,14 +38,27 @@ namespace tokenformer::io {
 /// Name of the embedding tensor in the official layout.
 inline const char* embedding_key() { return "sequential.0.word_embeddings.weight"; }
 
-/// Loads every parameter of `model` from `file`.
-template <class Config, class Device, template <class, class> class Block>
-void load_weights(LanguageModel<Config, Device, Block>& model, SafetensorsReader& file) {
+namespace detail {
+/// True for the open weights files: SafetensorsReader, TorchCheckpointReader, WeightsFile (anything
+/// with info(name) and tensors()).
+template <class R, class = void>
+struct is_weights_reader : std::false_type {};
+template <class R>
+struct is_weights_reader<
+    R, std::void_t<decltype(std::declval<R&>().info(std::string())), decltype(std::declval<R&>().tensors())>>
+    : std::true_type {};
+}  // namespace detail
+
+/// Loads every parameter of `model` from `file` (an open weights file of either format).
+template <class Config, class Device, template <class, class> class Block, class Reader,
+          std::enable_if_t<detail::is_weights_reader<Reader>::value, int> = 0>
+void load_weights(LanguageModel<Config, Device, Block>& model, Reader& file) {
   model.for_each_parameter([&](const std::string& name, auto& parameter) { file.read(name, parameter.value); });
 }
+/// Loads every parameter of `model` from the weights file at `path` (safetensors or torch.save).
 template <class Config, class Device, template <class, class> class Block>
 void load_weights(LanguageModel<Config, Device, Block>& model, const std::string& path) {
-  SafetensorsReader file(path);
+  WeightsFile file(path);
   load_weights(model, file);
 }
 
@@ -52,12 +73,12 @@ void save_weights(LanguageModel<Config, Device, Block>& model, const std::string
 }
 
 /// Reads the config at `config_path` (vocabulary size from the embedding tensor of the weights),
-/// builds the model and loads its weights.
+/// builds the model and loads its weights (safetensors or a torch.save checkpoint).
 template <class Config = presets::Dynamic<float>, class Device = cpu,
           template <class, class> class Block = TokenFormerLayer>
 LanguageModel<Config, Device, Block> load_model(const std::string& config_path, const std::string& weights_path,
                                                 Device device = {}) {
-  SafetensorsReader file(weights_path);
+  WeightsFile file(weights_path);
   const TensorInfo& embedding = file.info(embedding_key());
   if (embedding.shape.rank() != 2)
     throw file_error(weights_path + ": tensor '" + std::string(embedding_key()) + "' must be 2-D, has shape " +
@@ -68,12 +89,44 @@ LanguageModel<Config, Device, Block> load_model(const std::string& config_path, 
   return model;
 }
 
+/// The config and weights files of a model directory as the Hugging Face hub holds it: config.json
+/// and model.safetensors (preferred) or pytorch_model.bin. Throws file_error naming the directory
+/// when it is not a directory or lacks either file (sharded checkpoints are not supported).
+inline std::pair<std::string, std::string> model_directory_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw file_error(dir + " is not a directory (expected a model directory)");
+  const auto in_dir = [&](const char* name) { return (fs::path(dir) / name).string(); };
+  const auto exists = [&](const std::string& p) { return fs::is_regular_file(p, ec); };
+  const std::string config = in_dir("config.json");
+  if (!exists(config))
+    throw file_error(dir +
+                     ": the model directory has no config.json (it needs config.json and model.safetensors "
+                     "or pytorch_model.bin)");
+  for (const char* weights : {"model.safetensors", "pytorch_model.bin"})
+    if (exists(in_dir(weights))) return {config, in_dir(weights)};
+  const bool sharded = exists(in_dir("model.safetensors.index.json")) || exists(in_dir("pytorch_model.bin.index.json"));
+  throw file_error(dir + ": the model directory has neither model.safetensors nor pytorch_model.bin" +
+                   std::string(sharded ? " (sharded checkpoints, *.index.json, are not supported)" : ""));
+}
+
+/// Loads the model of a directory holding config.json and model.safetensors or pytorch_model.bin (a
+/// Hugging Face hub download); see model_directory_files and load_model(config_path, weights_path).
+template <class Config = presets::Dynamic<float>, class Device = cpu,
+          template <class, class> class Block = TokenFormerLayer,
+          std::enable_if_t<!std::is_convertible<Device, std::string>::value, int> = 0>
+LanguageModel<Config, Device, Block> load_model(const std::string& dir, Device device = {}) {
+  const auto [config, weights] = model_directory_files(dir);
+  return load_model<Config, Device, Block>(config, weights, device);
+}
+
 /// Loads a checkpoint of a smaller model into `model` (the official custom_load_fn_incremental
 /// semantics): each parameter-token tensor of the file fills the first rows of the model's (which
 /// keeps its own values in the rows after), and every other tensor must match exactly. A mismatch
 /// that growth cannot explain (hidden size, layers, vocabulary) raises file_error naming the tensor.
-template <class Config, class Device, template <class, class> class Block>
-void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, SafetensorsReader& file) {
+template <class Config, class Device, template <class, class> class Block, class Reader,
+          std::enable_if_t<detail::is_weights_reader<Reader>::value, int> = 0>
+void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, Reader& file) {
   using T = typename LanguageModel<Config, Device, Block>::scalar;
   model.for_each_parameter([&](const std::string& name, Parameter<T, Device>& p) {
     const io::TensorInfo& info = file.info(name);
@@ -90,6 +143,12 @@ void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, Safete
     file.read(name, info.shape, host.data());
     device_memory<Device>::copy_from_host(p.value.device(), p.value.data(), host.data(), host.size() * sizeof(T));
   });
+}
+/// load_weights_for_growth from the weights file at `path` (safetensors or torch.save).
+template <class Config, class Device, template <class, class> class Block>
+void load_weights_for_growth(LanguageModel<Config, Device, Block>& model, const std::string& path) {
+  WeightsFile file(path);
+  load_weights_for_growth(model, file);
 }
 
 // ---- training checkpoints -----------------------------------------------------------------------

@@ -4,8 +4,13 @@
 // vocab_size, rotary_pct, norm_activation_type, layernorm_epsilon (default 1e-5), rotary_emb_base
 // (default 10000). Keys of the official training configs that do not change the model (learning
 // rate, ...) are ignored; the ones that would change it must have the values this library implements
-// (pos_emb "rotary", norm "layernorm_nonparam", final_norm "layernorm", no_weight_tying false),
-// otherwise config_error names the key. Extension keys written by growth with a pinned scale:
+// (pos_emb "rotary", norm "layernorm_nonparam", final_norm "layernorm", no_weight_tying false,
+// gpt_j_residual false), otherwise config_error names the key. The keys of a Hugging Face hub
+// config.json that do not change the model are ignored knowingly: seq_length and
+// max_position_embeddings (rotary needs no table), torch_dtype (the weights' dtype is what is read),
+// architectures, model_type, transformers_version; its vocabulary size comes from the embedding.
+// Parsing allocates nothing per layer unless a token key is a list (bounded by the text), so a
+// huge num_layers costs nothing here. Extension keys written by growth with a pinned scale:
 // qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts). Where the
 // layers differ (a model grown on some layers only), each of the six token keys may be a list with
 // one entry per layer (a tokenformer extension; written only for the keys whose layers differ).
@@ -81,6 +86,9 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
   expect_value("final_norm", "layernorm");
   if (const Json* tying = root.find("no_weight_tying"); tying != nullptr && !(tying->is_bool() && !tying->as_bool()))
     throw config_error(source + ": no_weight_tying must be false (embeddings are tied)");
+  if (const Json* parallel = root.find("gpt_j_residual");
+      parallel != nullptr && !(parallel->is_bool() && !parallel->as_bool()))
+    throw config_error(source + ": gpt_j_residual must be false (the residual is sequential, not parallel)");
   static const char* const token_keys[] = {"qkv_slot_num",        "proj_slot_num",       "ffn_slot_num",
                                            "qkv_scale_slot_num",  "proj_scale_slot_num", "ffn_scale_slot_num",
                                            "norm_activation_type"};
@@ -131,9 +139,21 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
     c.validate();
     return c;
   }
-  // Token counts and pinned scales: an integer for every layer, or a list of one per layer.
+  // Token counts and pinned scales: an integer for every layer, or a list of one per layer. Without
+  // lists, one entry stands for every layer; with lists (each checked first to have one entry per
+  // layer, so num_layers is bounded by the text), one entry per layer.
+  std::size_t entries = 1;
+  for (const char* key : {"qkv_slot_num", "proj_slot_num", "ffn_slot_num", "qkv_scale_slot_num", "proj_scale_slot_num",
+                          "ffn_scale_slot_num"}) {
+    const Json* v = root.find(key);
+    if (v == nullptr || !v->is_array()) continue;
+    if (static_cast<index_t>(v->as_array(key).size()) != c.num_layers)
+      throw config_error(source + ": " + std::string(key) + " has " + std::to_string(v->as_array(key).size()) +
+                         " entries for " + std::to_string(c.num_layers) + " layers");
+    entries = static_cast<std::size_t>(c.num_layers);
+  }
   const auto per_layer = [&](const char* key, bool count) {
-    std::vector<index_t> values(static_cast<std::size_t>(c.num_layers), 0);
+    std::vector<index_t> values(entries, 0);
     const Json* v = root.find(key);
     if (v == nullptr) {
       if (count) throw config_error(source + ": missing key \"" + std::string(key) + "\"");
@@ -211,20 +231,20 @@ inline std::string config_to_json(const ModelConfig& c) {
   }
   // Each token key: one integer where every layer agrees, else a list of one per layer. A pinned
   // scale key is left out where no layer pins it.
+  // (Without per-layer counts every layer has the scalar fields: nothing is built per layer.)
   const auto tokens = [&](const char* key, index_t LayerTokens::*field, bool always) {
-    std::vector<index_t> values;
-    bool uniform = true, any = false;
-    for (index_t i = 0; i < c.num_layers; ++i) {
-      values.push_back(c.layer(i).*field);
-      uniform = uniform && values.back() == values.front();
-      any = any || values.back() > 0;
+    const index_t first = c.layer(0).*field;
+    bool uniform = true, any = first > 0;
+    for (const LayerTokens& l : c.per_layer) {
+      uniform = uniform && l.*field == first;
+      any = any || l.*field > 0;
     }
     if (!always && !any) return;
     if (uniform) {
-      o[key] = Json(static_cast<long long>(values.front()));
+      o[key] = Json(static_cast<long long>(first));
     } else {
       Json::Array list;
-      for (index_t v : values) list.push_back(Json(static_cast<long long>(v)));
+      for (const LayerTokens& l : c.per_layer) list.push_back(Json(static_cast<long long>(l.*field)));
       o[key] = Json(list);
     }
   };

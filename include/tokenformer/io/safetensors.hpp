@@ -4,9 +4,10 @@
 // {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data that follows), and an
 // optional "__metadata__" object of strings.
 // Reading accepts F64, F32, F16 and BF16 tensors and converts them to the caller's type. A reader
-// validates the whole header when opened: sizes, offsets, byte counts and shapes are checked against
-// the file size with overflow-safe arithmetic, so a malformed, truncated or hostile file raises
-// file_error naming the tensor, never a crash. Writing produces F32 (or F64) tensors, atomically.
+// (of a file, or of bytes in memory: from_memory) validates the whole header when opened: sizes,
+// offsets, byte counts and shapes are checked against the file size with overflow-safe arithmetic,
+// so a malformed, truncated or hostile file raises file_error naming the tensor, never a crash.
+// Writing produces F32 (or F64) tensors, atomically.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,8 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -91,23 +94,30 @@ struct TensorInfo {
 /// An open safetensors file with a validated header. Tensor data is read on demand.
 class SafetensorsReader {
  public:
-  explicit SafetensorsReader(const std::string& path) : path_(path), file_(path, std::ios::binary) {
-    if (!file_) throw file_error("cannot open " + path);
-    file_.seekg(0, std::ios::end);
-    const auto size = static_cast<std::uint64_t>(file_.tellg());
-    file_.seekg(0);
+  explicit SafetensorsReader(const std::string& path)
+      : SafetensorsReader(std::make_unique<std::ifstream>(path, std::ios::binary), path) {}
+  /// Reads a safetensors file held in memory; `name` stands for the path in messages.
+  static SafetensorsReader from_memory(std::string bytes, const std::string& name = "<memory>") {
+    return SafetensorsReader(std::make_unique<std::istringstream>(std::move(bytes)), name);
+  }
+  /// Reads a safetensors file from a seekable stream; `path` names it in messages.
+  SafetensorsReader(std::unique_ptr<std::istream> in, const std::string& path) : path_(path), file_(std::move(in)) {
+    if (!file_ || !*file_) throw file_error("cannot open " + path);
+    file_->seekg(0, std::ios::end);
+    const auto size = static_cast<std::uint64_t>(file_->tellg());
+    file_->seekg(0);
     if (size < 8) throw file_error(path + " is not a safetensors file: shorter than its 8-byte header length");
     unsigned char len[8] = {};
-    file_.read(reinterpret_cast<char*>(len), 8);
-    if (!file_) throw file_error("cannot read " + path + " (not a regular file?)");
+    file_->read(reinterpret_cast<char*>(len), 8);
+    if (!*file_) throw file_error("cannot read " + path + " (not a regular file?)");
     std::uint64_t header_size = 0;
     for (int i = 7; i >= 0; --i) header_size = header_size << 8 | len[i];
     if (header_size > size - 8 || header_size > (std::uint64_t{1} << 27))
       throw file_error(path + ": header length " + std::to_string(header_size) + " exceeds the file size " +
                        std::to_string(size) + " (truncated or not a safetensors file)");
     std::string header(static_cast<std::size_t>(header_size), '\0');
-    file_.read(header.data(), static_cast<std::streamsize>(header_size));
-    if (!file_) throw file_error("cannot read the header of " + path);
+    file_->read(header.data(), static_cast<std::streamsize>(header_size));
+    if (!*file_) throw file_error("cannot read the header of " + path);
     data_start_ = 8 + header_size;
     const std::uint64_t data_size = size - data_start_;
     const Json root = parse_json(header, path + " header");
@@ -142,10 +152,10 @@ class SafetensorsReader {
       throw file_error(path_ + ": tensor '" + name + "' has shape " + t.shape.str() + ", expected " + expected.str());
     const std::size_t count = static_cast<std::size_t>(expected.numel());
     std::vector<unsigned char> raw(count * element_size(t.dtype));
-    file_.clear();
-    file_.seekg(static_cast<std::streamoff>(data_start_ + t.begin));
-    file_.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
-    if (!file_) throw file_error(path_ + ": cannot read tensor '" + name + "' (file truncated?)");
+    file_->clear();
+    file_->seekg(static_cast<std::streamoff>(data_start_ + t.begin));
+    file_->read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
+    if (!*file_) throw file_error(path_ + ": cannot read tensor '" + name + "' (file truncated?)");
     for (std::size_t i = 0; i < count; ++i) {
       const unsigned char* p = raw.data() + i * element_size(t.dtype);
       switch (t.dtype) {
@@ -223,7 +233,7 @@ class SafetensorsReader {
   }
 
   std::string path_;
-  std::ifstream file_;
+  std::unique_ptr<std::istream> file_;  // the file, or the bytes of from_memory
   std::uint64_t data_start_ = 0;
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of the file parsers with clang-14 (ASan + UBSan) and runs each for
+# SECONDS, from corpora seeded with the test fixtures and mutated copies of them (in a temporary
+# directory: nothing is written into the source tree). Exits non-zero when a fuzzer finds a crash,
+# a sanitizer report, a leak, a timeout or an out-of-memory input; the reproducer is kept and named.
+#
+# Usage: tests/fuzz/run_fuzzers.sh SECONDS [FUZZER...]
+#   FUZZER: fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_tokenizer (default: all)
+#   TOKENFORMER_NEOX_TOKENIZER (environment): the GPT-NeoX tokenizer.json that fuzz_tokenizer encodes
+#     with (default: ../shared/data beside the source; without it only tokenizer.json parsing is fuzzed)
+#   BUILD_DIR (environment): the build directory (default: <source>/build-fuzz)
+#   CC, CXX (environment): the compilers (default: clang-14, clang++-14)
+set -euo pipefail
+
+if [[ $# -lt 1 || ! $1 =~ ^[0-9]+$ ]]; then
+  echo "usage: $0 SECONDS [fuzz_torch_checkpoint|fuzz_safetensors|fuzz_json|fuzz_config|fuzz_tokenizer ...]" >&2
+  exit 2
+fi
+seconds=$1
+shift
+fuzzers=("$@")
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_tokenizer)
+
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [[ -z ${TOKENFORMER_NEOX_TOKENIZER:-} && -f $src/../shared/data/gpt-neox-20b-tokenizer.json ]]; then
+  export TOKENFORMER_NEOX_TOKENIZER=$src/../shared/data/gpt-neox-20b-tokenizer.json
+fi
+build=${BUILD_DIR:-$src/build-fuzz}
+export CC=${CC:-clang-14} CXX=${CXX:-clang++-14}
+
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENFORMER_FUZZ=ON -DTOKENFORMER_BUILD_TESTS=OFF \
+  -DTOKENFORMER_BUILD_EXAMPLES=OFF -DTOKENFORMER_BUILD_BENCHMARKS=OFF -DTOKENFORMER_ENABLE_CUDA=OFF >/dev/null
+cmake --build "$build" --target "${fuzzers[@]}" -j "${JOBS:-2}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tokenformer_fuzz_XXXXXX")
+keep=0
+cleanup() { if [[ $keep == 0 ]]; then rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+# seed DIR FILE...: each file, and mutated copies (truncated; one byte set to 0xff, 0x00, '"' or '{').
+seed() {
+  local dir=$1 f base n pos i
+  shift
+  mkdir -p "$dir"
+  for f in "$@"; do
+    base=$(basename "$(dirname "$f")")_$(basename "$f")
+    n=$(stat -c %s "$f")
+    cp "$f" "$dir/$base"
+    head -c $((n / 2)) "$f" >"$dir/$base.half"
+    head -c $((n > 0 ? n - 1 : 0)) "$f" >"$dir/$base.short"
+    i=0
+    for byte in '\xff' '\x00' '"' '{'; do
+      pos=$(((n * (2 * i + 1)) / 9))
+      cp "$f" "$dir/$base.m$i"
+      [[ $n -gt 0 ]] && printf "$byte" | dd of="$dir/$base.m$i" bs=1 seek="$pos" conv=notrunc status=none
+      i=$((i + 1))
+    done
+  done
+}
+
+ref=$src/tests/reference
+configs=("$ref"/torch/config.json "$ref"/golden/*/config.json)
+failed=()
+for fuzzer in "${fuzzers[@]}"; do
+  corpus=$work/$fuzzer/corpus
+  dict=
+  case $fuzzer in
+    fuzz_torch_checkpoint)
+      seed "$corpus" "$ref"/torch/*.bin "$ref"/torch/model_f16.safetensors
+      dict=torch_checkpoint.dict
+      max_len=32768 ;;
+    fuzz_safetensors)
+      seed "$corpus" "$ref"/torch/*.safetensors "$ref"/golden/adamw/adamw.safetensors \
+        "$ref"/golden/transformer_norope_f32/model.safetensors
+      max_len=32768 ;;
+    fuzz_json)
+      seed "$corpus" "${configs[@]}" "$ref"/golden/adamw/adamw.json "$ref"/golden/*/grads_losses.json
+      dict=json.dict
+      max_len=4096 ;;
+    fuzz_config)
+      seed "$corpus" "${configs[@]}"
+      dict=json.dict
+      max_len=4096 ;;
+    fuzz_tokenizer)
+      # First byte odd: text for the real tokenizer (lines of the README and the tokenizer's test
+      # cases); even: a small tokenizer.json.
+      mkdir -p "$work/seeds"
+      { printf '\x01'; head -c 3000 "$src/README.md"; } >"$work/seeds/readme.txt"
+      { printf '\x01'; head -c 3000 "$ref/tokenizer/cases.json"; } >"$work/seeds/cases.txt"
+      { printf '\x00'; printf '%s' '{"version":"1.0","added_tokens":[{"id":3,"content":"<|e|>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":{"type":"NFC"},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"decoder":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}'; } >"$work/seeds/tokenizer.json"
+      seed "$corpus" "$work"/seeds/*
+      dict=json.dict
+      max_len=4096 ;;
+    *)
+      echo "unknown fuzzer $fuzzer" >&2
+      exit 2 ;;
+  esac
+  mkdir -p "$work/$fuzzer/artifacts"
+  echo "== $fuzzer: $seconds s, $(ls "$corpus" | wc -l) seeds, max_len $max_len"
+  if (cd "$work/$fuzzer" && "$build/tests/fuzz/$fuzzer" corpus -max_total_time="$seconds" -max_len="$max_len" \
+        ${dict:+-dict="$src/tests/fuzz/$dict"} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$fuzzer/artifacts/" \
+        >"$work/$fuzzer/log.txt" 2>&1); then
+    grep -E "^(Dictionary|Done|stat::number_of_executed_units|stat::peak_rss_mb)|DONE" "$work/$fuzzer/log.txt" || true
+  else
+    keep=1
+    failed+=("$fuzzer")
+    tail -n 60 "$work/$fuzzer/log.txt"
+    echo "!! $fuzzer failed; log and reproducer in $work/$fuzzer" >&2
+  fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzzers with findings: ${failed[*]}" >&2
+  exit 1
+fi
+echo "no findings"
