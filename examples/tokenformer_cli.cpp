@@ -27,15 +27,30 @@
 //       report on stdout and writes the weights and config.
 //   tokenformer-cli init --config CONFIG.json --out MODEL.safetensors [--seed S]
 //       Writes a randomly initialized model (official initialization) of the config's architecture.
+//   tokenformer-cli generate (--model DIR | --config C.json --weights W) (--prompt TEXT [--tokenizer T.json] |
+//                            --tokens IDS) --max-new-tokens N [--temperature X] [--top-k K] [--top-p P]
+//                            [--seed S] [--ids]
+//       Continues the prompt with the KV cache and streams the text to stdout (with --ids: the new ids,
+//       comma-separated); prefill and decode tokens/s go to stderr. The tokenizer is --tokenizer, else
+//       DIR/tokenizer.json, else bytes (the models `train` makes). Stops at end-of-text.
+//   tokenformer-cli tokenize --tokenizer T.json (--text TEXT | --text-file F)
+//   tokenformer-cli detokenize --tokenizer T.json --tokens 1,2,3
+//       GPT-NeoX BPE (tokenizer.json): ids comma-separated on one line, or the text.
+//   tokenformer-cli convert (--weights IN | --model DIR) --out OUT.safetensors
+//       Writes every tensor of a pytorch_model.bin (or safetensors) file as F32 safetensors.
 //
+// Wherever a command takes --config and --weights, --model DIR (a hub directory: config.json and
+// model.safetensors or pytorch_model.bin) may replace them, and the weights may be a .bin file.
 // Every command reads configs of every architecture ("architecture": "fit" selects the FIT body).
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -47,6 +62,9 @@
 #include <vector>
 
 #include "tokenformer/tokenformer.hpp"
+#if TOKENFORMER_HAVE_TOKENIZER
+#include "tokenformer/tokenizer/bpe_tokenizer.hpp"
+#endif
 
 namespace {
 
@@ -79,9 +97,20 @@ const char* usage_text =
     "      what happened to every tensor (copied, prefix-copied, truncated, converted, initialized, skipped)\n"
     "  init --config CONFIG.json --out MODEL.safetensors [--seed S]\n"
     "      write a randomly initialized model of the config (any architecture)\n"
+    "  generate (--model DIR | --config C.json --weights W) (--prompt TEXT [--tokenizer T.json] | --tokens IDS)\n"
+    "           --max-new-tokens N [--temperature X] [--top-k K] [--top-p P] [--seed S] [--ids]\n"
+    "      continue the prompt (KV cache), streaming text (or, with --ids, the new ids); tokens/s on stderr\n"
+    "  tokenize --tokenizer T.json (--text TEXT | --text-file F)\n"
+    "      print the GPT-NeoX BPE ids of the text, comma-separated\n"
+    "  detokenize --tokenizer T.json --tokens ID,ID,...\n"
+    "      print the text of the ids\n"
+    "  convert (--weights IN.bin | --model DIR) --out OUT.safetensors\n"
+    "      write every tensor of a pytorch_model.bin (or safetensors) file as F32 safetensors\n"
     "\n"
     "configs with \"architecture\": \"fit\" select the FIT body in every command, \"transformer\" the plain\n"
-    "Transformer baseline (Linear layers; grow has nothing to grow there)\n";
+    "Transformer baseline (Linear layers; grow has nothing to grow there). --model DIR (config.json and\n"
+    "model.safetensors or pytorch_model.bin, as downloaded from the hub) replaces --config and --weights,\n"
+    "and weights may be pytorch_model.bin files\n";
 
 using TokenFormerModel = LanguageModel<presets::Dynamic<float>>;
 using FitModel = LanguageModel<presets::Dynamic<float>, cpu, FitBody>;
@@ -116,6 +145,18 @@ int with_loaded_model(const std::string& config_path, const std::string& weights
   }
   auto model = io::load_model(config_path, weights_path);
   return f(model);
+}
+
+/// The config and weights paths of a command's options: --model DIR, or --config and --weights.
+std::pair<std::string, std::string> model_paths(const std::map<std::string, std::string>& options) {
+  if (options.count("model")) {
+    if (options.count("config") || options.count("weights"))
+      throw UsageError("give --model DIR or --config and --weights, not both");
+    return io::model_directory_files(options.at("model"));
+  }
+  if (!options.count("config") || !options.count("weights"))
+    throw UsageError("give --model DIR, or --config and --weights");
+  return {options.at("config"), options.at("weights")};
 }
 
 /// Parses "--key value" pairs; every key must be in `allowed`, every key in `required` present.
@@ -156,10 +197,10 @@ std::vector<std::int32_t> parse_token_list(const std::string& text) {
 }
 
 int command_logits(int argc, char** argv) {
-  const auto options =
-      parse_options(argc, argv, {"config", "weights", "tokens", "out"}, {"config", "weights", "tokens", "out"});
+  const auto options = parse_options(argc, argv, {"config", "weights", "model", "tokens", "out"}, {"tokens", "out"});
   const auto tokens = parse_token_list(options.at("tokens"));
-  return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
+  const auto [config_path, weights_path] = model_paths(options);
+  return with_loaded_model(config_path, weights_path, [&](auto& model) {
     const auto T = static_cast<index_t>(tokens.size());
     const auto logits = model.forward(tokens, 1, T);
     io::write_file_atomically(options.at("out"), [&](io::FileSink& sink) {
@@ -171,13 +212,13 @@ int command_logits(int argc, char** argv) {
 }
 
 int command_grad(int argc, char** argv) {
-  const auto options =
-      parse_options(argc, argv, {"config", "weights", "tokens", "out"}, {"config", "weights", "tokens", "out"});
+  const auto options = parse_options(argc, argv, {"config", "weights", "model", "tokens", "out"}, {"tokens", "out"});
   const auto tokens = parse_token_list(options.at("tokens"));
   if (tokens.size() < 2) throw UsageError("--tokens needs at least two ids (one prediction)");
   std::vector<std::int32_t> targets(tokens.begin() + 1, tokens.end());
   targets.push_back(-1);  // the last position has nothing to predict
-  return with_loaded_model(options.at("config"), options.at("weights"), [&](auto& model) {
+  const auto [config_path, weights_path] = model_paths(options);
+  return with_loaded_model(config_path, weights_path, [&](auto& model) {
     const auto T = static_cast<index_t>(tokens.size());
     model.enable_training();
     model.zero_grad();
@@ -369,6 +410,138 @@ int command_init(int argc, char** argv) {
   });
 }
 
+#if TOKENFORMER_HAVE_TOKENIZER
+BpeTokenizer load_tokenizer(const std::string& path) { return BpeTokenizer::from_file(path); }
+#else
+[[noreturn]] void no_tokenizer() {
+  throw std::runtime_error(
+      "this tokenformer-cli was built without the BPE tokenizer (install libutf8proc-dev and reconfigure)");
+}
+#endif
+
+std::string read_whole_file(const std::string& path) { return io::read_text_file(path, std::size_t{1} << 30); }
+
+int command_tokenize(int argc, char** argv) {
+  const auto options = parse_options(argc, argv, {"tokenizer", "text", "text-file"}, {"tokenizer"});
+  if (options.count("text") == options.count("text-file")) throw UsageError("give --text or --text-file");
+  const std::string text = options.count("text") ? options.at("text") : read_whole_file(options.at("text-file"));
+#if TOKENFORMER_HAVE_TOKENIZER
+  const auto ids = load_tokenizer(options.at("tokenizer")).encode(text);
+  std::string line;
+  for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
+  std::cout << line << "\n";
+  return 0;
+#else
+  no_tokenizer();
+#endif
+}
+
+int command_detokenize(int argc, char** argv) {
+  const auto options = parse_options(argc, argv, {"tokenizer", "tokens"}, {"tokenizer", "tokens"});
+  const auto ids = parse_token_list(options.at("tokens"));
+#if TOKENFORMER_HAVE_TOKENIZER
+  std::cout << load_tokenizer(options.at("tokenizer")).decode_bytes(ids) << "\n";
+  return 0;
+#else
+  (void)ids;
+  no_tokenizer();
+#endif
+}
+
+int command_convert(int argc, char** argv) {
+  const auto options = parse_options(argc, argv, {"weights", "model", "out"}, {"out"});
+  if (options.count("weights") == options.count("model")) throw UsageError("give --weights FILE or --model DIR");
+  const std::string in =
+      options.count("weights") ? options.at("weights") : io::model_directory_files(options.at("model")).second;
+  if (in == options.at("out")) throw UsageError("--out must differ from the input");
+  io::convert_to_safetensors(in, options.at("out"));
+  std::cerr << "wrote " << options.at("out") << " (F32 safetensors) from " << in << "\n";
+  return 0;
+}
+
+int command_generate(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  const bool print_ids = take_flag(args, "--ids");
+  const auto options = parse_options(static_cast<int>(args.size()), args.data(),
+                                     {"model", "config", "weights", "prompt", "tokenizer", "tokens", "max-new-tokens",
+                                      "temperature", "top-k", "top-p", "seed"},
+                                     {"max-new-tokens"});
+  if (options.count("prompt") == options.count("tokens")) throw UsageError("give --prompt TEXT or --tokens IDS");
+  const auto [config_path, weights_path] = model_paths(options);
+  SamplingOptions sampling;
+  sampling.temperature = 0.8;
+  if (options.count("temperature")) {
+    const auto value = whole_number(options.at("temperature"));
+    if (!value || !std::isfinite(*value) || *value < 0) throw UsageError("--temperature must be a number >= 0");
+    sampling.temperature = *value;
+  }
+  if (options.count("top-k")) sampling.top_k = parse_positive(options, "top-k", 0);
+  if (options.count("top-p")) {
+    const auto value = whole_number(options.at("top-p"));
+    if (!value || !(*value > 0 && *value <= 1)) throw UsageError("--top-p must be in (0, 1]");
+    sampling.top_p = *value;
+  }
+  const long count = parse_positive(options, "max-new-tokens", 1);
+  const std::uint64_t seed = static_cast<std::uint64_t>(parse_growth(options, "seed"));
+
+  // The tokenizer: --tokenizer, else the model directory's tokenizer.json, else bytes.
+  std::string tokenizer_path = options.count("tokenizer") ? options.at("tokenizer") : "";
+  if (tokenizer_path.empty() && options.count("model") &&
+      std::filesystem::exists(options.at("model") + "/tokenizer.json"))
+    tokenizer_path = options.at("model") + "/tokenizer.json";
+  std::vector<std::int32_t> prompt;
+  std::function<std::string(std::int32_t)> piece;  // the bytes of one generated id
+#if TOKENFORMER_HAVE_TOKENIZER
+  std::optional<BpeTokenizer> bpe;
+  if (!tokenizer_path.empty()) bpe = load_tokenizer(tokenizer_path);
+  if (bpe) {
+    sampling.stop_token = bpe->eos_id();
+    piece = [&](std::int32_t id) { return bpe->decode_bytes({id}); };
+    if (options.count("prompt")) prompt = bpe->encode(options.at("prompt"));
+  }
+#else
+  if (!tokenizer_path.empty()) no_tokenizer();
+#endif
+  if (!piece) {  // bytes, and 256 ends the text (the models `train` makes)
+    sampling.stop_token = ByteTokenizer::end_of_text;
+    piece = [](std::int32_t id) { return id < 256 ? std::string(1, static_cast<char>(id)) : std::string(); };
+    if (options.count("prompt")) prompt = ByteTokenizer::encode(options.at("prompt"));
+  }
+  if (options.count("tokens")) prompt = parse_token_list(options.at("tokens"));
+  if (prompt.empty()) throw UsageError("the prompt is empty");
+
+  return with_loaded_model(config_path, weights_path, [&](auto& model) {
+    for (const std::int32_t id : prompt)
+      if (id >= model.vocab_size())
+        throw std::runtime_error("prompt id " + std::to_string(id) + " is outside the model's vocabulary of " +
+                                 std::to_string(model.vocab_size()));
+    if (sampling.stop_token >= model.vocab_size()) sampling.stop_token = -1;
+    Rng rng(seed);
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    Clock::time_point first{};
+    long produced = 0;
+    const auto produced_ids = generate(model, prompt, count, rng, sampling, [&](index_t, std::int32_t token) {
+      if (produced++ == 0) first = Clock::now();
+      if (print_ids) {
+        std::cout << (produced > 1 ? "," : "") << token << std::flush;
+      } else if (token != sampling.stop_token) {
+        std::cout << piece(token) << std::flush;
+      }
+    });
+    std::cout << "\n";
+    const auto end = Clock::now();
+    const double prefill = std::chrono::duration<double>(first - start).count();
+    const double decode = std::chrono::duration<double>(end - first).count();
+    std::cerr << "prefill: " << prompt.size() << " tokens in " << prefill << " s ("
+              << static_cast<double>(prompt.size()) / prefill << " tokens/s); decode: " << produced_ids.size() - 1
+              << " tokens in " << decode << " s ("
+              << (produced_ids.size() > 1 ? static_cast<double>(produced_ids.size() - 1) / decode : 0.0)
+              << " tokens/s)\n";
+    return 0;
+  });
+}
+
 int command_train(int argc, char** argv) {
   const auto options = parse_options(argc, argv,
                                      {"checkpoint-dir", "corpus", "preset", "config", "steps", "batch", "seq", "lr",
@@ -442,6 +615,10 @@ int main(int argc, char** argv) {
     if (command == "grow") return command_grow(argc, argv);
     if (command == "transfer") return command_transfer(argc, argv);
     if (command == "init") return command_init(argc, argv);
+    if (command == "generate") return command_generate(argc, argv);
+    if (command == "tokenize") return command_tokenize(argc, argv);
+    if (command == "detokenize") return command_detokenize(argc, argv);
+    if (command == "convert") return command_convert(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "tokenformer-cli: " << e.what() << "\n\n" << usage_text;

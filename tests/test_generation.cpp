@@ -3,14 +3,20 @@
 // counting allocator that proves a decode step allocates nothing.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "device_cases.hpp"
+#include "io_test_util.hpp"
 #include "test_util.hpp"
+#include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/generation.hpp"
@@ -348,4 +354,52 @@ TEST_CASE("FIT decoders generate by recomputing (no KV cache), greedy equal to t
     CHECK(token == recompute_argmax(model, sequence));
     sequence.push_back(token);
   }
+}
+
+TEST_CASE("tokenformer-cli generate on a hub directory and a .bin file equals the library's greedy tokens",
+          "[generation][cli]") {
+#ifdef TOKENFORMER_CLI
+  const std::string cli = TOKENFORMER_CLI, hub = std::string(TOKENFORMER_TEST_DATA_DIR) + "/../torch";
+  io_test::TempDir dir;
+  const std::string d = dir.str();
+  const auto run = [](const std::string& command) { return std::system(command.c_str()); };
+  auto model = io::load_model(hub);  // config.json + model.safetensors
+  Rng rng(0);
+  SamplingOptions greedy;
+  greedy.temperature = 0.0;
+  const auto expected = generate(model, {1, 2, 3}, 6, rng, greedy);
+  std::string ids;
+  for (std::size_t i = 0; i < expected.size(); ++i) ids += (i ? "," : "") + std::to_string(expected[i]);
+  REQUIRE(run(cli + " generate --model " + hub + " --tokens 1,2,3 --max-new-tokens 6 --temperature 0 --ids > " + d +
+              "/a.txt 2>" + d + "/a.err") == 0);
+  CHECK(io::read_text_file(d + "/a.txt") == ids + "\n");
+  CHECK(io::read_text_file(d + "/a.err").find("decode: 5 tokens") != std::string::npos);
+  REQUIRE(run(cli + " generate --config " + hub + "/config.json --weights " + hub +
+              "/model_f32.bin --tokens 1,2,3 --max-new-tokens 6 --temperature 0 --ids > " + d + "/b.txt 2>/dev/null") ==
+          0);
+  CHECK(io::read_text_file(d + "/b.txt") == ids + "\n");
+  // convert writes the .bin as safetensors with the same values.
+  REQUIRE(run(cli + " convert --weights " + hub + "/model_f32.bin --out " + d + "/c.safetensors 2>/dev/null") == 0);
+  auto converted = io::load_model(hub + "/config.json", d + "/c.safetensors");
+  std::vector<float> a, b;
+  model.for_each_parameter([&](const std::string&, Parameter<float>& p) {
+    const auto v = device_cases::download(p.value);
+    a.insert(a.end(), v.begin(), v.end());
+  });
+  converted.for_each_parameter([&](const std::string&, Parameter<float>& p) {
+    const auto v = device_cases::download(p.value);
+    b.insert(b.end(), v.begin(), v.end());
+  });
+  CHECK(a == b);
+  // Usage errors exit with 2, other errors with 1.
+  CHECK(WEXITSTATUS(run(cli + " generate --model " + hub + " --max-new-tokens 3 >/dev/null 2>&1")) == 2);
+  CHECK(WEXITSTATUS(
+            run(cli + " generate --model " + hub + " --tokens 1 --prompt x --max-new-tokens 3 >/dev/null 2>&1")) == 2);
+  CHECK(WEXITSTATUS(run(cli + " generate --model " + d + " --tokens 1 --max-new-tokens 3 >/dev/null 2>&1")) == 1);
+  CHECK(WEXITSTATUS(run(cli + " generate --model " + hub + " --tokens 1,999 --max-new-tokens 3 >/dev/null 2>&1")) == 1);
+  CHECK(WEXITSTATUS(
+            run(cli + " generate --model " + hub + " --tokens 1 --max-new-tokens 3 --top-p 1.5 >/dev/null 2>&1")) == 2);
+#else
+  WARN("tokenformer-cli is not built; skipped");
+#endif
 }
