@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/io/zip.hpp"
 
 namespace tokenformer::io::pickle {
 
@@ -368,20 +369,7 @@ class TorchUnpickler {
          "torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter and "
          "torch.{Float,Half,BFloat16,Double}Storage); nothing was run");
   }
-  static std::string printable(const std::string& s) {
-    static const char* const hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : s) {
-      if (c >= 0x20 && c < 0x7F && c != '\\') {
-        out += static_cast<char>(c);
-      } else {
-        out += "\\x";
-        out += hex[c >> 4];
-        out += hex[c & 15];
-      }
-    }
-    return out;
-  }
+  static std::string printable(const std::string& s) { return io::detail::printable(s); }
 
   /// BINPERSID: ('storage', <storage type>, key, location, numel) names a storage entry.
   std::uint32_t persistent(std::uint32_t pid) {

@@ -91,6 +91,34 @@ struct TensorInfo {
   std::uint64_t begin = 0, end = 0;  // byte offsets into the data section
 };
 
+namespace detail {
+
+/// Converts `count` little-endian elements of `dtype` at `raw` to T.
+template <class T>
+void decode_elements(DType dtype, const unsigned char* raw, std::size_t count, T* out) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const unsigned char* p = raw + i * element_size(dtype);
+    switch (dtype) {
+      case DType::F64: {
+        double d;
+        std::memcpy(&d, p, 8);
+        out[i] = static_cast<T>(d);
+        break;
+      }
+      case DType::F32: {
+        float f;
+        std::memcpy(&f, p, 4);
+        out[i] = static_cast<T>(f);
+        break;
+      }
+      case DType::F16: out[i] = static_cast<T>(half_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8))); break;
+      case DType::BF16: out[i] = static_cast<T>(bfloat16_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8))); break;
+    }
+  }
+}
+
+}  // namespace detail
+
 /// An open safetensors file with a validated header. Tensor data is read on demand.
 class SafetensorsReader {
  public:
@@ -156,27 +184,7 @@ class SafetensorsReader {
     file_->seekg(static_cast<std::streamoff>(data_start_ + t.begin));
     file_->read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
     if (!*file_) throw file_error(path_ + ": cannot read tensor '" + name + "' (file truncated?)");
-    for (std::size_t i = 0; i < count; ++i) {
-      const unsigned char* p = raw.data() + i * element_size(t.dtype);
-      switch (t.dtype) {
-        case DType::F64: {
-          double d;
-          std::memcpy(&d, p, 8);
-          out[i] = static_cast<T>(d);
-          break;
-        }
-        case DType::F32: {
-          float f;
-          std::memcpy(&f, p, 4);
-          out[i] = static_cast<T>(f);
-          break;
-        }
-        case DType::F16: out[i] = static_cast<T>(half_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8))); break;
-        case DType::BF16:
-          out[i] = static_cast<T>(bfloat16_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8)));
-          break;
-      }
-    }
+    detail::decode_elements(t.dtype, raw.data(), count, out);
   }
 
   /// Reads tensor `name` into a tensor of the same shape on any device.

@@ -31,34 +31,6 @@
 
 namespace tokenformer::io {
 
-namespace detail {
-
-/// Converts `count` little-endian elements of `dtype` at `raw` to T.
-template <class T>
-void decode_elements(DType dtype, const unsigned char* raw, std::size_t count, T* out) {
-  for (std::size_t i = 0; i < count; ++i) {
-    const unsigned char* p = raw + i * element_size(dtype);
-    switch (dtype) {
-      case DType::F64: {
-        double d;
-        std::memcpy(&d, p, 8);
-        out[i] = static_cast<T>(d);
-        break;
-      }
-      case DType::F32: {
-        float f;
-        std::memcpy(&f, p, 4);
-        out[i] = static_cast<T>(f);
-        break;
-      }
-      case DType::F16: out[i] = static_cast<T>(half_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8))); break;
-      case DType::BF16: out[i] = static_cast<T>(bfloat16_to_float(static_cast<std::uint16_t>(p[0] | p[1] << 8))); break;
-    }
-  }
-}
-
-}  // namespace detail
-
 /// An open torch.save checkpoint with validated tensors. Tensor data is read on demand.
 /// TensorInfo::begin and end are byte offsets in the file (the tensor's bytes inside its storage entry).
 class TorchCheckpointReader {
