@@ -26,6 +26,7 @@ if [[ -z ${TOKENFORMER_NEOX_TOKENIZER:-} && -f $src/../shared/data/gpt-neox-20b-
   export TOKENFORMER_NEOX_TOKENIZER=$src/../shared/data/gpt-neox-20b-tokenizer.json
 fi
 build=${BUILD_DIR:-$src/build-fuzz}
+[[ $build == /* ]] || build=$PWD/$build  # the fuzzers run from their own directories
 export CC=${CC:-clang-14} CXX=${CXX:-clang++-14}
 
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENFORMER_FUZZ=ON -DTOKENFORMER_BUILD_TESTS=OFF \
