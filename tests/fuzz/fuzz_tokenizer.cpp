@@ -41,8 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string back = tokenizer->decode_bytes(ids);
   // The round trip is exact when no added token is involved: none of GPT-NeoX's start without '<'
   // or two spaces.
-  if (text.find('<') == std::string::npos && text.find("  ") == std::string::npos &&
-      back != tokenizer->normalize(text))
+  if (text.find('<') == std::string::npos && text.find("  ") == std::string::npos && back != tokenizer->normalize(text))
     std::abort();
   return 0;
 }
