@@ -3,17 +3,28 @@
 // Every macro the library defines lives here and starts with TOKENFORMER_.
 #pragma once
 
+/// @file
+/// The library's macros and build switches. The reference shows them as nvcc sees them; a host
+/// compiler gets an empty TOKENFORMER_HOST_DEVICE, TOKENFORMER_CUDA_COMPILER 0 and no CUDA checks.
+
+///@{
+/// The library's version, major.minor.patch.
 #define TOKENFORMER_VERSION_MAJOR 0
 #define TOKENFORMER_VERSION_MINOR 1
 #define TOKENFORMER_VERSION_PATCH 0
+///@}
 
 // Functions callable from both host and device code when compiled by nvcc.
 #if defined(__CUDACC__)
+/// Marks a function callable from host and device code: `__host__ __device__` under nvcc, else nothing.
 #define TOKENFORMER_HOST_DEVICE __host__ __device__
+/// 1 when the translation unit is compiled by nvcc (the cuda device and its kernels exist), else 0.
 #define TOKENFORMER_CUDA_COMPILER 1
-// Throw tokenformer::cuda_error naming the call when a CUDA runtime / cuBLAS call fails
-// (defined in core/cuda.cuh).
+/// Throws tokenformer::cuda_error naming the call, the status and the place when a CUDA runtime call
+/// fails (nvcc only; defined in core/cuda.cuh).
 #define TOKENFORMER_CUDA_CHECK(call) ::tokenformer::detail::cuda_check((call), #call, __FILE__, __LINE__)
+/// Throws tokenformer::cuda_error naming the call, the status and the place when a cuBLAS call fails
+/// (nvcc only).
 #define TOKENFORMER_CUBLAS_CHECK(call) ::tokenformer::detail::cublas_check((call), #call, __FILE__, __LINE__)
 #else
 #define TOKENFORMER_HOST_DEVICE
@@ -22,6 +33,7 @@
 
 // OpenMP is optional: without it every parallel loop runs serially.
 #if defined(_OPENMP)
+/// 1 when compiled with OpenMP (the CPU kernels' parallel loops run in parallel), else 0.
 #define TOKENFORMER_OPENMP 1
 #else
 #define TOKENFORMER_OPENMP 0

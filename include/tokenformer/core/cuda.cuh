@@ -36,6 +36,7 @@ namespace tokenformer {
 /// A CUDA runtime or cuBLAS call that failed, or a GPU that is missing.
 class cuda_error : public error {
  public:
+  /// An error whose what() is "cuda error: " + message.
   explicit cuda_error(const std::string& message) : error("cuda error: " + message) {}
 };
 
@@ -88,6 +89,8 @@ enum class GemmPrecision { fp32, tf32, bf16 };
 /// One GPU, one stream, one cuBLAS handle. Not copyable; share it through the `cuda` tag.
 class cuda_context {
  public:
+  /// Makes GPU `device_index` current and creates a non-blocking stream and a cuBLAS handle on it.
+  /// Throws cuda_error when there is no such GPU or a CUDA or cuBLAS call fails.
   explicit cuda_context(int device_index = 0, GemmPrecision precision = GemmPrecision::fp32)
       : device_index_(device_index), precision_(precision) {
     const int count = cuda_device_count();
@@ -112,11 +115,11 @@ class cuda_context {
     cudaStreamDestroy(stream_);
   }
 
-  int device_index() const { return device_index_; }
-  cudaStream_t stream() const { return stream_; }
-  cublasHandle_t cublas() const { return cublas_; }
-  GemmPrecision gemm_precision() const { return precision_; }
-  void set_gemm_precision(GemmPrecision precision) { precision_ = precision; }
+  int device_index() const { return device_index_; }           ///< the GPU, as cudaSetDevice numbers it
+  cudaStream_t stream() const { return stream_; }              ///< the stream all of the context's work is on
+  cublasHandle_t cublas() const { return cublas_; }            ///< the cuBLAS handle, bound to stream()
+  GemmPrecision gemm_precision() const { return precision_; }  ///< how float GEMMs multiply
+  void set_gemm_precision(GemmPrecision precision) { precision_ = precision; }  ///< for GEMMs issued from now on
 
   /// Waits until all work queued on the stream has finished; throws if any of it failed.
   void synchronize() const { TOKENFORMER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -133,6 +136,7 @@ class cuda {
  public:
   /// The process-wide default context: GPU 0, float GEMMs in full FP32 (created on first use).
   cuda() = default;
+  /// A device on `context`, shared with every copy; throws argument_error for a null context.
   explicit cuda(std::shared_ptr<cuda_context> context) : context_(std::move(context)) {
     if (!context_) throw argument_error("a cuda device needs a context");
   }
@@ -141,13 +145,14 @@ class cuda {
     return cuda(std::make_shared<cuda_context>(device_index, precision));
   }
 
-  static constexpr const char* name() { return "cuda"; }
+  static constexpr const char* name() { return "cuda"; }  ///< the device's name, "cuda"
+  /// The device's context (the default one is created here on first use).
   cuda_context& context() const {
     if (!context_) context_ = default_context();
     return *context_;
   }
-  cudaStream_t stream() const { return context().stream(); }
-  void synchronize() const { context().synchronize(); }
+  cudaStream_t stream() const { return context().stream(); }  ///< the context's stream
+  void synchronize() const { context().synchronize(); }       ///< cuda_context::synchronize()
 
  private:
   static std::shared_ptr<cuda_context> default_context() {
@@ -157,19 +162,24 @@ class cuda {
   mutable std::shared_ptr<cuda_context> context_;
 };
 
+/// GPU memory: stream-ordered allocations and copies on the device's stream. Every failing CUDA call
+/// throws cuda_error.
 template <>
 struct device_memory<cuda> {
-  static constexpr std::size_t alignment = 256;  // what cudaMalloc guarantees
+  static constexpr std::size_t alignment = 256;  ///< what cudaMalloc guarantees
 
+  /// Returns `bytes` bytes from cudaMallocAsync on the device's stream (nullptr for 0 bytes).
   static void* allocate(const cuda& device, std::size_t bytes) {
     if (bytes == 0) return nullptr;
     void* p = nullptr;
     TOKENFORMER_CUDA_CHECK(cudaMallocAsync(&p, bytes, device.stream()));
     return p;
   }
+  /// Frees `p` (from allocate, or nullptr) once the stream's earlier work is done; never throws.
   static void deallocate(const cuda& device, void* p) noexcept {
     if (p != nullptr) (void)cudaFreeAsync(p, device.stream());
   }
+  /// Copies `bytes` bytes between two allocations of the device, asynchronously on its stream.
   static void copy(const cuda& device, void* dst, const void* src, std::size_t bytes) {
     if (bytes != 0) TOKENFORMER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, device.stream()));
   }
@@ -183,10 +193,11 @@ struct device_memory<cuda> {
   static void copy_from_host(const cuda& device, void* dst, const void* host, std::size_t bytes) {
     if (bytes != 0) TOKENFORMER_CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, device.stream()));
   }
+  /// Sets `bytes` bytes to zero, asynchronously on the stream.
   static void zero(const cuda& device, void* dst, std::size_t bytes) {
     if (bytes != 0) TOKENFORMER_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, device.stream()));
   }
-  static constexpr bool host_accessible = false;
+  static constexpr bool host_accessible = false;  ///< the host cannot dereference device pointers
 };
 
 template <>

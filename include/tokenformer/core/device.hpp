@@ -17,7 +17,7 @@ namespace tokenformer {
 
 /// The host CPU. Stateless: kernels use Eigen, xsimd and OpenMP.
 struct cpu {
-  static constexpr const char* name() { return "cpu"; }
+  static constexpr const char* name() { return "cpu"; }  ///< the device's name, "cpu"
 };
 
 /// Memory operations of a device. Specialized for every device type.
@@ -66,7 +66,7 @@ struct device_memory<cpu> : detail::host_memory<cpu> {};
 /// double-accumulating loop. Slow, and the specification: tests run each kernel, layer and model on
 /// `reference` and compare the fast devices against it (kernels/reference/device.hpp).
 struct reference {
-  static constexpr const char* name() { return "reference"; }
+  static constexpr const char* name() { return "reference"; }  ///< the device's name, "reference"
 };
 
 template <>

@@ -27,6 +27,7 @@ namespace tokenformer {
 /// (Linear projections and a GeLU MLP: layers/transformer_layer.hpp).
 enum class Architecture { tokenformer, fit, transformer };
 
+/// The config value of `a`: "tokenformer", "fit" or "transformer".
 inline const char* to_string(Architecture a) {
   switch (a) {
     case Architecture::tokenformer: return "tokenformer";
@@ -47,6 +48,7 @@ inline Architecture parse_architecture(const std::string& name) {
 /// The kind of one unit of a FIT body.
 enum class FitUnitKind { local, read, global, write };
 
+/// The name of `k`: "local", "read", "global" or "write".
 inline const char* to_string(FitUnitKind k) {
   switch (k) {
     case FitUnitKind::local: return "local";
@@ -59,8 +61,9 @@ inline const char* to_string(FitUnitKind k) {
 
 /// One unit of a FIT body and the block it belongs to.
 struct FitUnit {
-  FitUnitKind kind = FitUnitKind::local;
-  index_t block = 0;
+  FitUnitKind kind = FitUnitKind::local;  ///< what the unit does
+  index_t block = 0;                      ///< index of its block in the layer string, from 0
+  /// The same kind in the same block.
   friend bool operator==(const FitUnit& a, const FitUnit& b) { return a.kind == b.kind && a.block == b.block; }
 };
 
@@ -143,6 +146,7 @@ struct FitConfig {
           "2^31 values");
   }
 
+  /// Every field equal.
   friend bool operator==(const FitConfig& a, const FitConfig& b) {
     return a.layers == b.layers && a.group_size == b.group_size && a.latents_per_group == b.latents_per_group &&
            a.latent_size == b.latent_size && a.latent_heads == b.latent_heads && a.max_groups == b.max_groups &&

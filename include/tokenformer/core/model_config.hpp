@@ -33,13 +33,20 @@ constexpr index_t rotary_dims_of(index_t head_dim, double rotary_pct) {
 
 /// The token counts and pinned scales of one layer's Pattentions (see ModelConfig::layer).
 struct LayerTokens {
-  index_t qkv = 0, proj = 0, ffn = 0;                    ///< tokens of the Q/K/V, output and FFN Pattentions
-  index_t qkv_scale = 0, proj_scale = 0, ffn_scale = 0;  ///< pinned √n counts (0: the token count)
+  ///@{
+  /// Tokens of the Q/K/V, output and FFN Pattentions.
+  index_t qkv = 0, proj = 0, ffn = 0;
+  ///@}
+  ///@{
+  /// Pinned token counts of Θ's √n factor per role (0: the current token count).
+  index_t qkv_scale = 0, proj_scale = 0, ffn_scale = 0;
+  ///@}
+  /// Every count and scale equal.
   friend bool operator==(const LayerTokens& a, const LayerTokens& b) {
     return a.qkv == b.qkv && a.proj == b.proj && a.ffn == b.ffn && a.qkv_scale == b.qkv_scale &&
            a.proj_scale == b.proj_scale && a.ffn_scale == b.ffn_scale;
   }
-  friend bool operator!=(const LayerTokens& a, const LayerTokens& b) { return !(a == b); }
+  friend bool operator!=(const LayerTokens& a, const LayerTokens& b) { return !(a == b); }  ///< not ==
 };
 
 /// A model's configuration at run time. Field names follow the official config keys.
@@ -55,9 +62,11 @@ struct ModelConfig {
   Normalization normalization = Normalization::l2_norm_gelu;  ///< official: norm_activation_type
   double layernorm_epsilon = 1e-5;                            ///< official: layernorm_epsilon
   double rotary_base = 10000.0;                               ///< official: rotary_emb_base
+  ///@{
   /// Pinned token counts of Θ's √n factor per role (0: the current count, the official semantics).
   /// Set by function-preserving growth; written as qkv_scale_slot_num etc. (a tokenformer extension).
   index_t qkv_scale_tokens = 0, proj_scale_tokens = 0, ffn_scale_tokens = 0;
+  ///@}
   /// Per-layer token counts and pinned scales, for a model whose layers differ (grown on some layers
   /// only); empty when every layer has the scalar fields above. Written as lists under the official
   /// keys (qkv_slot_num: [...]) where layers differ. Set it with set_layers, which keeps the scalar
@@ -67,7 +76,7 @@ struct ModelConfig {
   /// FIT ("fit"), whose sizes are in `fit` and whose num_layers is the number of its units (see
   /// core/fit_config.hpp). Every Pattention of a FIT unit uses that unit's token counts.
   Architecture architecture = Architecture::tokenformer;
-  FitConfig fit;
+  FitConfig fit;  ///< the FIT body's sizes and layer string (read only when architecture is fit)
   /// Transformer only: the MLP's hidden size (official GPT-NeoX key intermediate_size; 0: 4·hidden_size).
   /// A transformer has no parameter tokens: its token counts are 0 and not read or written.
   index_t intermediate_size = 0;
@@ -95,8 +104,8 @@ struct ModelConfig {
     per_layer = uniform ? std::vector<LayerTokens>{} : layers;
   }
 
-  index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
-  index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }
+  index_t head_dim() const { return num_heads > 0 ? hidden_size / num_heads : 0; }  ///< D = C / H (0 without heads)
+  index_t rotary_dims() const { return rotary_dims_of(head_dim(), rotary_pct); }    ///< int(D · rotary_pct)
 
   /// Number of scalar parameters of a model of this config: embedding (tied head), per layer the
   /// key and value tokens of the Q, K, V, output and FFN Pattentions, and the final norm. For FIT,
@@ -249,6 +258,7 @@ struct ModelConfig {
   template <class Config>
   static ModelConfig from();
 
+  /// Every field equal; `fit` compared only for FIT, the MLP size only for the transformer.
   friend bool operator==(const ModelConfig& a, const ModelConfig& b) {
     return a.num_layers == b.num_layers && a.hidden_size == b.hidden_size && a.num_heads == b.num_heads &&
            a.qkv_tokens == b.qkv_tokens && a.proj_tokens == b.proj_tokens && a.ffn_tokens == b.ffn_tokens &&

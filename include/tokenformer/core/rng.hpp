@@ -10,10 +10,14 @@
 
 namespace tokenformer {
 
+/// A xoshiro256** random number generator: reproducible from a seed, and its four-word state can be
+/// saved and restored exactly. Not thread-safe: give each thread its own.
 class Rng {
  public:
+  /// A generator seeded with `seed` (see reseed).
   explicit Rng(std::uint64_t seed = 0x9e3779b97f4a7c15ULL) { reseed(seed); }
 
+  /// Restarts the sequence: the state becomes four splitmix64 outputs from `seed`.
   void reseed(std::uint64_t seed) {
     for (auto& word : state_) {
       seed += 0x9e3779b97f4a7c15ULL;
@@ -54,7 +58,9 @@ class Rng {
     return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586476925 * u2);
   }
 
+  /// The four-word state, to save in a checkpoint.
   const std::array<std::uint64_t, 4>& state() const { return state_; }
+  /// Restores a state from state(): the sequence continues exactly where it was.
   void set_state(const std::array<std::uint64_t, 4>& s) { state_ = s; }
 
  private:

@@ -22,7 +22,9 @@ namespace tokenformer::io {
 /// Sink handed to the writer callback: appends bytes to the temporary file.
 class FileSink {
  public:
+  /// Writes to open file descriptor `fd` (not owned); `path` names it in messages.
   explicit FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  /// Appends `bytes` bytes from `data` (retrying short writes); throws file_error when writing fails.
   void write(const void* data, std::size_t bytes) {
     const char* p = static_cast<const char*>(data);
     while (bytes > 0) {

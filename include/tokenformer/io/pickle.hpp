@@ -30,6 +30,8 @@
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/io/zip.hpp"
 
+/// A restricted unpickler for the data.pkl of torch.save checkpoints: plain values and tensor
+/// descriptors only, never a call to an arbitrary global.
 namespace tokenformer::io::pickle {
 
 /// Bounds on what one pickle may build.
@@ -46,26 +48,29 @@ struct Limits {
 /// The element types of the storages torch.save writes that this reader accepts.
 enum class StorageType { float64, float32, float16, bfloat16 };
 
-/// A storage: the zip entry data/<key> holds `numel` elements of `type`.
+/// A storage: the zip entry `data/{key}` holds `numel` elements of `type`.
 struct StorageRef {
-  StorageType type = StorageType::float32;
-  std::string key;
-  std::int64_t numel = 0;
+  StorageType type = StorageType::float32;  ///< the element type
+  std::string key;                          ///< the storage's name in the archive's data/ folder
+  std::int64_t numel = 0;                   ///< number of elements
 };
 
 /// What _rebuild_tensor_v2 was asked to build: a view of storage `storage` (an index into
 /// StateDict::storages) at element `offset` with `sizes` and `strides` (in elements, unchecked here).
 struct TensorRef {
-  std::size_t storage = 0;
-  std::int64_t offset = 0;
+  std::size_t storage = 0;  ///< index into StateDict::storages
+  std::int64_t offset = 0;  ///< first element in the storage
+  ///@{
+  /// The view's sizes and strides, one per dimension, in elements.
   std::vector<std::int64_t> sizes, strides;
+  ///@}
 };
 
 /// The tensors of a state dict, in dict order, and the storages they view.
 struct StateDict {
-  std::vector<StorageRef> storages;
-  std::vector<std::pair<std::string, TensorRef>> tensors;
-  std::size_t other_values = 0;  ///< entries whose value is not a tensor (ignored)
+  std::vector<StorageRef> storages;                        ///< every storage a tensor views
+  std::vector<std::pair<std::string, TensorRef>> tensors;  ///< (name, tensor) in dict order
+  std::size_t other_values = 0;                            ///< entries whose value is not a tensor (ignored)
 };
 
 namespace detail {

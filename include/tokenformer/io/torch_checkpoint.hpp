@@ -38,17 +38,18 @@ class TorchCheckpointReader {
   /// Largest data.pkl read (a state dict's pickle takes a few hundred bytes per tensor).
   static constexpr std::uint64_t max_pickle_bytes = std::uint64_t{1} << 27;
 
+  /// Opens `path` and validates its archive, pickle and tensors; throws file_error naming the problem.
   explicit TorchCheckpointReader(const std::string& path) : source_(ByteSource::open_file(path)) { open(); }
   /// Reads a checkpoint held in memory; `name` stands for the path in messages.
   static TorchCheckpointReader from_memory(std::string bytes, const std::string& name = "<memory>") {
     return TorchCheckpointReader(ByteSource::from_memory(std::move(bytes), name));
   }
 
-  const std::string& path() const { return source_.name(); }
+  const std::string& path() const { return source_.name(); }  ///< the path, for messages
   /// The archive's top folder with its slash ("archive/", "pytorch_model/").
   const std::string& prefix() const { return prefix_; }
-  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
-  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }       ///< every tensor, by name
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }  ///< whether it has `name`
 
   /// The entry of `name`; throws file_error if the file has no such tensor.
   const TensorInfo& info(const std::string& name) const {

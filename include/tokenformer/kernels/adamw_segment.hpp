@@ -9,12 +9,12 @@ namespace tokenformer::kernels {
 /// updated with the given decoupled weight decay (0 for none).
 template <class T>
 struct AdamWSegment {
-  T* p;
-  T* m;
-  T* v;
-  const T* g;
-  index_t n;
-  double weight_decay;
+  T* p;                 ///< the parameter's elements, updated in place
+  T* m;                 ///< AdamW's first moment, updated in place
+  T* v;                 ///< AdamW's second moment, updated in place
+  const T* g;           ///< the gradient
+  index_t n;            ///< number of elements of each array
+  double weight_decay;  ///< decoupled weight decay (0: none)
 };
 
 }  // namespace tokenformer::kernels

@@ -29,13 +29,17 @@ namespace tokenformer::kernels {
 /// T in a non-deduced context: lets a caller pass nullptr for an optional T* (the lse output).
 template <class T>
 struct type_identity {
-  using type = T;
+  using type = T;  ///< T itself
 };
+/// T, not deduced from the argument it types (see type_identity).
 template <class T>
 using non_deduced = typename type_identity<T>::type;
 
+/// Which keys each query sees (prefix masks; see the header's comment): every key, end-aligned causal,
+/// or block-causal.
 enum class AttentionMask : int { none, causal, block_causal };
 
+/// The mask's name: "none", "causal" or "block_causal".
 inline const char* to_string(AttentionMask mask) {
   switch (mask) {
     case AttentionMask::none: return "none";
@@ -45,15 +49,17 @@ inline const char* to_string(AttentionMask mask) {
   return "unknown";
 }
 
+/// The sizes and mask of one attention call: `batch` groups of `queries` query rows and `keys` key/value
+/// rows, each row `heads` heads of `head_dim` values. check_attention_shape() validates one.
 struct AttentionShape {
-  index_t batch = 1;    ///< independent groups in the call
-  index_t queries = 0;  ///< query rows per group (Tq)
-  index_t keys = 0;     ///< key/value rows per group (Tk)
-  index_t heads = 1;
-  index_t head_dim = 1;
-  AttentionMask mask = AttentionMask::causal;
-  index_t query_block = 1;  ///< block_causal only: queries per block
-  index_t key_block = 1;    ///< block_causal only: keys per block
+  index_t batch = 1;                           ///< independent groups in the call
+  index_t queries = 0;                         ///< query rows per group (Tq)
+  index_t keys = 0;                            ///< key/value rows per group (Tk)
+  index_t heads = 1;                           ///< attention heads (H)
+  index_t head_dim = 1;                        ///< values per head (D)
+  AttentionMask mask = AttentionMask::causal;  ///< which keys each query sees
+  index_t query_block = 1;                     ///< block_causal only: queries per block
+  index_t key_block = 1;                       ///< block_causal only: keys per block
 
   /// Causal self-attention over `batch` sequences of `length` positions.
   static AttentionShape causal(index_t batch, index_t length, index_t heads, index_t head_dim) {
@@ -81,11 +87,12 @@ struct AttentionShape {
     return first > 0 ? first : 0;
   }
 
-  index_t query_rows() const { return batch * queries; }
-  index_t key_rows() const { return batch * keys; }
-  index_t width() const { return heads * head_dim; }
-  index_t lse_size() const { return batch * heads * queries; }
+  index_t query_rows() const { return batch * queries; }        ///< rows of q and out: batch · Tq
+  index_t key_rows() const { return batch * keys; }             ///< rows of k and v: batch · Tk
+  index_t width() const { return heads * head_dim; }            ///< columns of q, k, v and out: H · D
+  index_t lse_size() const { return batch * heads * queries; }  ///< elements of lse: batch · H · Tq
 
+  /// The sizes and mask in words, for error messages.
   std::string describe() const {
     std::string s = "batch " + std::to_string(batch) + ", queries " + std::to_string(queries) + ", keys " +
                     std::to_string(keys) + ", heads " + std::to_string(heads) + ", head_dim " +

@@ -41,11 +41,14 @@
 
 namespace tokenformer::kernels {
 
+/// The probes behind check_device(): one per entry point, named after the kernel it probes.
 namespace contract {
 
-// Each probe is invocable with (device, T*) exactly when the kernel call inside its return type
-// compiles; the value arguments are placeholders of the kernel's parameter types.
+/// The placeholder for the probes' index_t arguments.
 constexpr index_t i0 = 0;
+///@{
+/// Each probe is invocable with (device, T*) exactly when the kernel call inside its return type
+/// compiles; the value arguments are placeholders of the kernel's parameter types.
 constexpr auto gemm = [](const auto& d, auto* p) -> decltype(void(kernels::gemm(d, p, i0, p, i0, false, p, i0, false,
                                                                                 i0, i0, i0, *p, *p))) {};
 constexpr auto pattention_norm_forward =
@@ -90,7 +93,9 @@ constexpr auto sum_of_squares = [](const auto& d,
                                    auto* p) -> decltype(void(double(kernels::sum_of_squares(d, p, i0)))) {};
 constexpr auto first_non_finite = [](const auto& d,
                                      auto* p) -> decltype(void(index_t(kernels::first_non_finite(d, p, i0)))) {};
+///@}
 
+/// True when Probe is invocable with (const Device&, T*): Device provides the probed kernel for T.
 template <class Probe, class Device, class T>
 constexpr bool provides = std::is_invocable<const Probe&, const Device&, T*>::value;
 

@@ -14,3 +14,7 @@
 #endif
 // Last: the contract's checks see every device's kernels.
 #include "tokenformer/kernels/device_contract.hpp"
+
+/// @namespace tokenformer::kernels
+/// The math, as free functions overloaded on the device tag (`kernels::gemm(cpu{}, ...)`): outputs
+/// first, inputs next, sizes last, each a forward/backward pair. device_contract.hpp lists them.

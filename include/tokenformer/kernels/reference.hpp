@@ -10,3 +10,7 @@
 #include "tokenformer/kernels/reference/layer_norm.hpp"
 #include "tokenformer/kernels/reference/pattention_norm.hpp"
 #include "tokenformer/kernels/reference/rotary.hpp"
+
+/// @namespace tokenformer::kernels::reference
+/// Plain reference kernels that accumulate in double: the specification and test oracle of every
+/// optimized kernel, and the kernels of the `reference` device.

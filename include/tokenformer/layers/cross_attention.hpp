@@ -25,6 +25,8 @@
 
 namespace tokenformer {
 
+/// Pre-norm multi-head cross-attention with Pattention projections and a residual (FIT's read and
+/// write): out = x + proj(attention(Q(LN x), K(LN s), V(LN s))), x [Mq, Cx], s [Mk, Cs].
 template <class T, class Device = cpu>
 class CrossAttention {
  public:
@@ -46,12 +48,17 @@ class CrossAttention {
                          std::to_string(query_width));
   }
 
+  ///@{
+  /// The projections: Q (Cx to Cx), K and V (Cs to Cx), output (Cx to Cx).
   Pattention<T, Device> query, key, value, proj;
+  ///@}
 
-  index_t query_width() const { return query_width_; }
-  index_t source_width() const { return source_width_; }
-  index_t heads() const { return heads_; }
+  index_t query_width() const { return query_width_; }    ///< Cx
+  index_t source_width() const { return source_width_; }  ///< Cs
+  index_t heads() const { return heads_; }                ///< heads, splitting Cx
 
+  /// Visits (name, Parameter&) of each parameter: the projections', prefixed "query.", "key.",
+  /// "value." and "proj.".
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     const auto prefixed = [&](const char* prefix) {

@@ -49,13 +49,15 @@
 
 namespace tokenformer {
 
+/// The FIT body (tokens in groups, a latent stream, and local, read, global and write units with
+/// Pattention projections) as the body of LanguageModel<Config, Device, FitBody>: [B·T, C] in and out.
 template <class T, class Device = cpu>
 class FitBody {
  public:
   /// LanguageModel builds one body instead of a stack of num_layers blocks, and names its
   /// parameters without a layer prefix.
   static constexpr bool is_body = true;
-  static constexpr Architecture architecture = Architecture::fit;
+  static constexpr Architecture architecture = Architecture::fit;  ///< LanguageModel checks the config says "fit"
 
   FitBody() = default;
   /// The body of a model of `config` (architecture fit). `layer` is ignored (there is one body).
@@ -104,9 +106,9 @@ class FitBody {
   /// The learned initial latents [max_groups, m, latent_size].
   Parameter<T, Device> latents;
 
-  const FitConfig& fit() const { return fit_; }
-  index_t unit_count() const { return static_cast<index_t>(units_.size()); }
-  const std::vector<FitUnit>& units() const { return units_; }
+  const FitConfig& fit() const { return fit_; }                               ///< the FIT sizes and layer string
+  index_t unit_count() const { return static_cast<index_t>(units_.size()); }  ///< number of units
+  const std::vector<FitUnit>& units() const { return units_; }                ///< the units in execution order
   /// The TokenFormer layer of a local or global unit; throws argument_error for another unit.
   TokenFormerLayer<T, Device>& layer(index_t unit) {
     check_unit(unit, true);

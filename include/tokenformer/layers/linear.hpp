@@ -22,6 +22,8 @@
 
 namespace tokenformer {
 
+/// A Linear layer y = x·Wᵀ + b (W [d_out, d_in], b [d_out]): the fixed-size projection of the plain
+/// Transformer baseline, with the forward/backward signatures of Pattention.
 template <class T, class Device = cpu>
 class Linear {
  public:
@@ -35,11 +37,11 @@ class Linear {
     bias = Parameter<T, Device>(Shape{output_features}, device, /*decayed=*/false);
   }
 
-  Parameter<T, Device> weight;  // (d_out, d_in)
-  Parameter<T, Device> bias;    // (d_out), not decayed
+  Parameter<T, Device> weight;  ///< W (d_out, d_in)
+  Parameter<T, Device> bias;    ///< b (d_out), not decayed
 
-  index_t input_features() const { return weight.value.dim(1); }
-  index_t output_features() const { return weight.value.dim(0); }
+  index_t input_features() const { return weight.value.dim(1); }   ///< d_in
+  index_t output_features() const { return weight.value.dim(0); }  ///< d_out
 
   /// Visits (name, Parameter&): "weight", "bias".
   template <class Visitor>

@@ -35,6 +35,7 @@ namespace tokenformer {
 /// proj_slot_num, ffn_slot_num).
 enum class PattentionRole { qkv, proj, ffn };
 
+/// The role's name: "qkv", "proj" or "ffn".
 inline const char* to_string(PattentionRole role) {
   switch (role) {
     case PattentionRole::qkv: return "qkv";
@@ -44,10 +45,16 @@ inline const char* to_string(PattentionRole role) {
   return "unknown";
 }
 
+/// Attention from input rows to P learnable parameter tokens: out = Θ(X · K_Pᵀ) · V_P, with X [M, d_in],
+/// K_P [P, d_in] and V_P [P, d_out]. It grows by append_tokens; backward uses the activations that the
+/// last forward kept.
 template <class T, class Device = cpu>
 class Pattention {
  public:
   Pattention() = default;
+  /// A layer of `tokens` zero key and value tokens (initialize them, or load them) mapping
+  /// `input_features` to `output_features` with Θ = `kind`. Throws config_error for a size <= 0 or a
+  /// normalization it does not know.
   Pattention(index_t input_features, index_t output_features, index_t tokens, Normalization kind, Device device = {})
       : device_(device), kind_(kind) {
     if (input_features <= 0 || output_features <= 0 || tokens <= 0)
@@ -59,11 +66,11 @@ class Pattention {
     values_ = Parameter<T, Device>(Shape{tokens, output_features}, device);
   }
 
-  index_t input_features() const { return keys_.value.dim(1); }
-  index_t output_features() const { return values_.value.dim(1); }
+  index_t input_features() const { return keys_.value.dim(1); }     ///< d_in
+  index_t output_features() const { return values_.value.dim(1); }  ///< d_out
   /// P: the current number of parameter tokens.
   index_t tokens() const { return keys_.value.dim(0); }
-  Normalization normalization() const { return kind_; }
+  Normalization normalization() const { return kind_; }  ///< Θ
   /// The n of Θ's √n (or n) factor: the token count, unless pinned (see pin_scale_tokens).
   index_t scale_tokens() const { return pinned_scale_tokens_ > 0 ? pinned_scale_tokens_ : tokens(); }
   /// Pins Θ's scale factor to `n` tokens (0 unpins it): used to make growth function-preserving.
@@ -71,15 +78,16 @@ class Pattention {
     if (n < 0) throw argument_error("pinned token count must be >= 0");
     pinned_scale_tokens_ = n;
   }
-  index_t pinned_scale_tokens() const { return pinned_scale_tokens_; }
+  index_t pinned_scale_tokens() const { return pinned_scale_tokens_; }  ///< the pinned n, or 0 when not pinned
 
   /// K_P: [P, d_in] (read-only: append_tokens is the way to change the token count, and it grows
   /// the gradients and optimizer moments with the tokens; write values through key_parameter()).
   const Tensor<T, Device>& key_tokens() const { return keys_.value; }
   /// V_P: [P, d_out] (read-only, like key_tokens).
   const Tensor<T, Device>& value_tokens() const { return values_.value; }
-  /// The parameters with their gradients and optimizer state.
+  /// The key tokens' parameter, with its gradient and optimizer state.
   Parameter<T, Device>& key_parameter() { return keys_; }
+  /// The value tokens' parameter, with its gradient and optimizer state.
   Parameter<T, Device>& value_parameter() { return values_; }
 
   /// Visits (name, Parameter&) of each parameter, with the official names.

@@ -37,7 +37,7 @@ namespace tokenformer {
 
 /// Which positions of a sequence of T attend to which.
 struct AttentionLayout {
-  kernels::AttentionMask mask = kernels::AttentionMask::causal;
+  kernels::AttentionMask mask = kernels::AttentionMask::causal;  ///< the mask within each group
   /// 0: the whole sequence is one group; otherwise positions attend only within groups of `group`
   /// consecutive positions (T must be a multiple of it).
   index_t group = 0;
@@ -59,12 +59,14 @@ struct KvCacheState {
 /// One attention layer's view of a KV cache: its keys and values, the shared state and scratch.
 template <class T, class Device>
 struct KvCacheBinding {
-  T* keys = nullptr;     ///< (rows * capacity, C): row r's position p at r * capacity + p; after rotary
-  T* values = nullptr;   ///< (rows * capacity, C)
-  T* scratch = nullptr;  ///< heads * capacity values, for attention_decode
-  const KvCacheState* state = nullptr;
+  T* keys = nullptr;                    ///< (rows * capacity, C): row r's position p at r * capacity + p; after rotary
+  T* values = nullptr;                  ///< (rows * capacity, C)
+  T* scratch = nullptr;                 ///< heads * capacity values, for attention_decode
+  const KvCacheState* state = nullptr;  ///< the cached lengths and rows, shared by every layer
 };
 
+/// Multi-head self-attention with rotary positions whose Q, K, V and output projections are
+/// `Projection`s (Pattentions, or Linear layers for the Transformer baseline). x and out: [B·T, C].
 template <class T, class Device = cpu, class Projection = Pattention<T, Device>>
 class SelfAttention {
  public:
@@ -95,13 +97,16 @@ class SelfAttention {
     if (rotary_dims_ % 2 != 0) throw config_error("rotary dims must be even, got " + std::to_string(rotary_dims_));
   }
 
+  ///@{
+  /// The Q, K, V and output projections, each mapping C features to C.
   Projection query, key, value, proj;
+  ///@}
 
-  index_t hidden_size() const { return hidden_size_; }
-  index_t num_heads() const { return num_heads_; }
-  index_t head_dim() const { return hidden_size_ / num_heads_; }
-  index_t rotary_dims() const { return rotary_dims_; }
-  const AttentionLayout& layout() const { return layout_; }
+  index_t hidden_size() const { return hidden_size_; }            ///< C
+  index_t num_heads() const { return num_heads_; }                ///< H
+  index_t head_dim() const { return hidden_size_ / num_heads_; }  ///< D = C / H
+  index_t rotary_dims() const { return rotary_dims_; }            ///< leading dims of each head that rotary rotates
+  const AttentionLayout& layout() const { return layout_; }       ///< the layout of the next forward calls
   /// Sets the attention layout of the next forward calls; throws for a bad mask or negative sizes.
   void set_layout(const AttentionLayout& layout) {
     if (layout.group < 0 || layout.block < 1 || layout.valid < 0)
@@ -112,6 +117,8 @@ class SelfAttention {
     layout_ = layout;
   }
 
+  /// Visits (name, Parameter&) of each parameter: the projections', prefixed "query.", "key.",
+  /// "value." and "proj.".
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     const auto prefixed = [&](const char* prefix) {
@@ -146,8 +153,8 @@ class SelfAttention {
       throw config_error("a KV cache needs the plain causal attention layout");
     cache_ = CacheSlot(binding);
   }
-  void detach_cache() { cache_ = CacheSlot(); }
-  bool has_cache() const { return cache_.state != nullptr; }
+  void detach_cache() { cache_ = CacheSlot(); }               ///< later forwards are training forwards again
+  bool has_cache() const { return cache_.state != nullptr; }  ///< whether a KV cache is attached
 
   /// out (+)= attention(x) for B sequences of T positions; positions start at `position_offset`
   /// (with a KV cache attached: at each sequence's cached length, and position_offset is ignored).

@@ -21,6 +21,8 @@
 
 namespace tokenformer {
 
+/// One pre-norm TokenFormer block: h = x + SelfAttention(LN x), out = h + FFN(LN h), every projection
+/// a Pattention and LN without weight or bias. x and out: [B·T, C].
 template <class T, class Device = cpu>
 class TokenFormerLayer {
  public:
@@ -40,10 +42,10 @@ class TokenFormerLayer {
                        ffn.pinned_scale_tokens()};
   }
 
-  SelfAttention<T, Device> attention;
-  Pattention<T, Device> ffn;
+  SelfAttention<T, Device> attention;  ///< Q, K, V and output Pattentions
+  Pattention<T, Device> ffn;           ///< the FFN: C to C with ffn_tokens tokens
 
-  index_t hidden_size() const { return hidden_size_; }
+  index_t hidden_size() const { return hidden_size_; }  ///< C
 
   /// Visits parameters with the official names relative to the block: "attention.query.key_param_tokens",
   /// ..., "mlp.value_param_tokens".

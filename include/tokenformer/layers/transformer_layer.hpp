@@ -40,6 +40,8 @@
 
 namespace tokenformer {
 
+/// The plain pre-norm Transformer block (GPT-NeoX style, the baseline): Linear Q, K, V and output
+/// projections, a GeLU MLP of width I = ModelConfig::mlp_size(), affine LayerNorms. x and out: [B·T, C].
 template <class T, class Device = cpu>
 class TransformerLayer {
  public:
@@ -70,15 +72,22 @@ class TransformerLayer {
     post_norm_weight.value.copy_from_host(ones.data());
   }
 
-  Parameter<T, Device> input_norm_weight, input_norm_bias;  // (C) input_layernorm
-  SelfAttention<T, Device, Linear<T, Device>> attention;    // query, key, value, proj: Linear C -> C
-  Parameter<T, Device> post_norm_weight, post_norm_bias;    // (C) post_attention_layernorm
-  Linear<T, Device> mlp_in;                                 // dense_h_to_4h: C -> I
-  Linear<T, Device> mlp_out;                                // dense_4h_to_h: I -> C
+  ///@{
+  /// (C) input_layernorm's weight and bias.
+  Parameter<T, Device> input_norm_weight, input_norm_bias;
+  ///@}
+  SelfAttention<T, Device, Linear<T, Device>> attention;  ///< query, key, value, proj: Linear C -> C
+  ///@{
+  /// (C) post_attention_layernorm's weight and bias.
+  Parameter<T, Device> post_norm_weight, post_norm_bias;
+  ///@}
+  Linear<T, Device> mlp_in;   ///< dense_h_to_4h: C -> I
+  Linear<T, Device> mlp_out;  ///< dense_4h_to_h: I -> C
 
-  index_t hidden_size() const { return hidden_size_; }
-  index_t mlp_size() const { return mlp_in.output_features(); }
+  index_t hidden_size() const { return hidden_size_; }           ///< C
+  index_t mlp_size() const { return mlp_in.output_features(); }  ///< I
 
+  /// Visits (name, Parameter&) of each parameter with the names of the header comment.
   template <class Visitor>
   void for_each_parameter(Visitor&& visit) {
     visit(std::string("input_layernorm.weight"), input_norm_weight);

@@ -51,6 +51,7 @@ namespace tokenformer {
 /// growth section has the measured effect of each init on a trained softmax model.
 enum class TokenInit { zero_keys, zero, random, random_keys };
 
+/// The init's name: "zero_keys", "zero", "random" or "random_keys".
 inline const char* to_string(TokenInit init) {
   switch (init) {
     case TokenInit::zero_keys: return "zero_keys";
@@ -61,6 +62,7 @@ inline const char* to_string(TokenInit init) {
   return "unknown";
 }
 
+/// The TokenInit named `name` (as to_string writes it); throws config_error for another name.
 inline TokenInit parse_token_init(const std::string& name) {
   for (auto init : {TokenInit::zero_keys, TokenInit::zero, TokenInit::random, TokenInit::random_keys})
     if (name == to_string(init)) return init;
@@ -76,7 +78,7 @@ struct GrowthSpec {
   /// Only the Pattentions whose path (for_each_pattention: "sequential.2.mlp", ...) starts with one
   /// of these grow (empty: all); with `layers`, a Pattention must match both.
   std::vector<std::string> paths;
-  TokenInit init = TokenInit::zero_keys;
+  TokenInit init = TokenInit::zero_keys;  ///< how the new tokens start (see TokenInit)
   /// Standard deviation of the new values under `random` and `zero_keys`; unset: the official value
   /// initialization 2/(L·√C). Must be finite and >= 0.
   std::optional<double> value_std;

@@ -71,6 +71,8 @@ namespace tokenformer {
 /// What transfer did with one target tensor.
 enum class TransferAction { copied, prefix_copied, truncated, converted, initialized, skipped };
 
+/// The action's name in the report: "copied", "prefix-copied", "truncated", "converted",
+/// "initialized" or "skipped".
 inline const char* to_string(TransferAction a) {
   switch (a) {
     case TransferAction::copied: return "copied";
@@ -85,21 +87,23 @@ inline const char* to_string(TransferAction a) {
 
 /// One target tensor: its name, the source tensor it came from ("" for none), the action and a note.
 struct TransferEntry {
-  std::string target;
-  std::string source;
-  TransferAction action = TransferAction::initialized;
-  std::string note;
+  std::string target;                                   ///< the target tensor's parameter name
+  std::string source;                                   ///< the source tensor's name ("" for none)
+  TransferAction action = TransferAction::initialized;  ///< what was done
+  std::string note;                                     ///< why, or what differs (may be empty)
   bool frozen = false;  ///< frozen by freeze_transferred (whole tensor or its copied rows)
 };
 
 /// What transfer did, one entry per target tensor, in the target's parameter order.
 struct TransferReport {
-  std::vector<TransferEntry> entries;
+  std::vector<TransferEntry> entries;  ///< one per target tensor
 
+  /// The number of entries with `action`.
   index_t count(TransferAction action) const {
     return static_cast<index_t>(
         std::count_if(entries.begin(), entries.end(), [&](const TransferEntry& e) { return e.action == action; }));
   }
+  /// The entry of target tensor `target`, or nullptr when there is none.
   const TransferEntry* find(const std::string& target) const {
     for (const auto& e : entries)
       if (e.target == target) return &e;
@@ -125,7 +129,10 @@ struct TransferReport {
 
 /// What to transfer and how.
 struct TransferSpec {
+  ///@{
+  /// Which components to transfer (see the header comment); a false one is skipped.
   bool embeddings = true, norms = true, qkv = true, proj = true, ffn = true;
+  ///@}
   /// layer_map[j]: the source layer of target layer j (a FIT unit), or -1 for none; empty: the default
   /// map (see the header comment). Must have one entry per target layer.
   std::vector<index_t> layer_map;
@@ -569,6 +576,7 @@ struct UnfreezeOptions {
   long patience = 0;             ///< ... over the last `patience` evaluations (0: not by loss)
   long warmup_steps = 0;         ///< then ramp their learning rate from 0 to the schedule's over this many steps
 
+  /// Throws config_error for a negative count or a negative or non-finite min_improvement.
   void validate() const {
     if (after_steps < 0 || patience < 0 || warmup_steps < 0)
       throw config_error("unfreeze options must not be negative");
@@ -586,6 +594,7 @@ struct UnfreezeOptions {
 /// not saved in checkpoints: resume after the release, or release again by hand (unfreeze).
 class Unfreezer {
  public:
+  /// Watches the tensors that `report` marks frozen; throws config_error for invalid options.
   Unfreezer(const TransferReport& report, UnfreezeOptions options) : options_(options) {
     options_.validate();
     for (const auto& e : report.entries)
@@ -595,10 +604,10 @@ class Unfreezer {
       }
   }
 
-  bool unfrozen() const { return unfrozen_at_ >= 0; }
+  bool unfrozen() const { return unfrozen_at_ >= 0; }  ///< whether the tensors were released
   /// The step at which update() released the tensors (-1: not yet).
   long unfrozen_at() const { return unfrozen_at_; }
-  const std::vector<std::string>& frozen_names() const { return names_; }
+  const std::vector<std::string>& frozen_names() const { return names_; }  ///< the tensors it releases
 
   /// After optimizer step `step` (1-based), with the validation loss of that step (NaN when not
   /// evaluated). Returns true on the step it unfreezes.

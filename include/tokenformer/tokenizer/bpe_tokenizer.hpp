@@ -610,11 +610,21 @@ class BpeTokenizer {
   /// The scratch space of one encode call (no allocation per word once warm).
   struct Workspace {
     std::string utf8, normalized, spelled, prefixed;
+    /// One symbol of the word being merged: a node of a doubly linked list in a vector.
     struct Symbol {
-      std::int32_t id, prev, next;  // a doubly linked list in a vector; id -1: merged into its left
+      ///@{
+      /// The token id (-1: merged into its left neighbour) and the indices of the previous and next
+      /// symbols (-1: none).
+      std::int32_t id, prev, next;
+      ///@}
     };
+    /// A merge that may apply: the pair of symbols starting at `left` with the ids it had when pushed
+    /// (a later merge makes it stale), and the merge rule's rank and result.
     struct Candidate {
+      ///@{
+      /// The rule's rank (lowest merges first), the left symbol's index, the pair's ids, the merged id.
       std::int32_t rank, left, left_id, right_id, merged;
+      ///@}
     };
     std::vector<Symbol> symbols;
     std::vector<Candidate> heap;

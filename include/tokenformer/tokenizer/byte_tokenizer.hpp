@@ -13,10 +13,12 @@
 
 namespace tokenformer {
 
+/// The byte-level tokenizer of the teaching models: each byte is its own id (0-255), plus end-of-text.
 struct ByteTokenizer {
-  static constexpr std::int32_t end_of_text = 256;
-  static constexpr std::int32_t vocab_size = 257;
+  static constexpr std::int32_t end_of_text = 256;  ///< the end-of-text id
+  static constexpr std::int32_t vocab_size = 257;   ///< 256 bytes + end-of-text
 
+  /// One id per byte of `text` (never end_of_text).
   static std::vector<std::int32_t> encode(const std::string& text) {
     std::vector<std::int32_t> ids(text.size());
     std::transform(text.begin(), text.end(), ids.begin(),

@@ -22,10 +22,17 @@ namespace tokenformer {
 
 /// A training batch: tokens [B, T] and next-token targets [B, T], row-major.
 struct Batch {
+  ///@{
+  /// B and T.
   std::int64_t batch_size = 0, sequence_length = 0;
+  ///@}
+  ///@{
+  /// The input ids and, for each, the id that follows it: B·T each.
   std::vector<std::int32_t> tokens, targets;
+  ///@}
 };
 
+/// Byte-token text split into a training and a validation part, from which random batches are drawn.
 class TextCorpus {
  public:
   /// The English text files of Debian's fortunes package (the files without an extension).
@@ -56,8 +63,8 @@ class TextCorpus {
     }
   }
 
-  const std::vector<std::int32_t>& train_tokens() const { return train_; }
-  const std::vector<std::int32_t>& validation_tokens() const { return validation_; }
+  const std::vector<std::int32_t>& train_tokens() const { return train_; }            ///< the training split
+  const std::vector<std::int32_t>& validation_tokens() const { return validation_; }  ///< the validation split
 
   /// B random windows of T+1 consecutive tokens from the training (or validation) split.
   Batch sample(Rng& rng, std::int64_t B, std::int64_t T, bool validation = false) const {

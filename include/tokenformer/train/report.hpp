@@ -17,8 +17,9 @@ namespace tokenformer {
 /// Progress display: rewrites one line in place on a terminal, prints plain lines otherwise.
 class ProgressLine {
  public:
+  /// Writes to `out`, rewriting in place when it is a terminal.
   explicit ProgressLine(std::FILE* out = stdout) : out_(out), terminal_(::isatty(::fileno(out)) != 0) {}
-  bool terminal() const { return terminal_; }
+  bool terminal() const { return terminal_; }  ///< whether `out` is a terminal
   /// Shows `text`; `keep` ends the line (on a terminal) so it stays visible above the next one.
   void show(const std::string& text, bool keep = false) {
     if (terminal_) {
@@ -28,6 +29,7 @@ class ProgressLine {
     }
     std::fflush(out_);
   }
+  /// Ends the current line on a terminal; call once after the last show().
   void finish() {
     if (terminal_) std::fprintf(out_, "\n");
     std::fflush(out_);
@@ -55,16 +57,19 @@ inline std::string format_duration(double seconds) {
 
 /// One curve of a plot.
 struct PlotSeries {
-  std::string name;
+  std::string name;  ///< the legend's label
+  ///@{
+  /// The points' coordinates, one entry per point.
   std::vector<double> x, y;
-  std::string color = "#1f77b4";
-  bool dashed = false;
+  ///@}
+  std::string color = "#1f77b4";  ///< an SVG color
+  bool dashed = false;            ///< a dashed line instead of a solid one
 };
 
 /// A vertical marker line with a label.
 struct PlotMarker {
-  double x = 0;
-  std::string label;
+  double x = 0;       ///< where the line stands on the x axis
+  std::string label;  ///< the text beside it
 };
 
 /// Writes a self-contained SVG line plot of `series` (atomically). With a finite `y_max`, the y axis

@@ -13,11 +13,13 @@ namespace tokenformer {
 /// warmup_steps − 1), then follows a half cosine from max_lr down to min_lr at `total_steps`, and
 /// stays at min_lr after.
 struct CosineSchedule {
-  double max_lr = 6e-4;
-  double min_lr = 6e-5;
-  long warmup_steps = 100;
-  long total_steps = 1000;
+  double max_lr = 6e-4;     ///< the rate at the end of warmup
+  double min_lr = 6e-5;     ///< the rate from total_steps on
+  long warmup_steps = 100;  ///< steps of the linear warmup (0: none)
+  long total_steps = 1000;  ///< the step at which the cosine reaches min_lr
 
+  /// Throws config_error unless 0 <= min_lr <= max_lr, max_lr > 0 and finite, warmup_steps >= 0 and
+  /// total_steps > 0.
   void validate() const {
     if (!(max_lr > 0) || !(min_lr >= 0) || min_lr > max_lr || !std::isfinite(max_lr))
       throw config_error("schedule needs finite learning rates with 0 <= min_lr <= max_lr, max_lr > 0 (got max_lr " +
@@ -25,6 +27,7 @@ struct CosineSchedule {
     if (warmup_steps < 0 || total_steps <= 0) throw config_error("schedule needs warmup >= 0 and total steps > 0");
   }
 
+  /// The learning rate of step `step` (from 0).
   double operator()(long step) const {
     if (step < warmup_steps) return max_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
     if (step >= total_steps) return min_lr;

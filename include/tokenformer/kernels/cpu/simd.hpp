@@ -11,8 +11,10 @@
 
 #include "tokenformer/core/config.hpp"
 
+/// Small xsimd helpers shared by the CPU row kernels: a value on a SIMD batch and on a scalar tail.
 namespace tokenformer::kernels::simd {
 
+/// A SIMD register of T at the widest instruction set the build targets.
 template <class T>
 using batch = xsimd::batch<T>;
 
@@ -35,6 +37,7 @@ inline batch<T> gelu_derivative(const batch<T>& x) {
       inv_sqrt_2pi(static_cast<T>(0.39894228040143267794));
   return half * (one + xsimd::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * xsimd::exp(-half * x * x);
 }
+/// d gelu/dx on a scalar, for row tails.
 template <class T>
 inline T gelu_derivative(T x) {
   return T(0.5) * (T(1) + std::erf(x * static_cast<T>(0.70710678118654752440))) +

@@ -18,8 +18,11 @@
 
 #include "tokenformer/core/config.hpp"
 
+/// The element-wise and reduction algorithms of the CUDA kernels, written once with Thrust and an
+/// execution policy, so that they also run (and are tested) on Thrust's CPU backends.
 namespace tokenformer::kernels::thrust_algorithms {
 
+/// √x on the host and on the device.
 template <class T>
 TOKENFORMER_HOST_DEVICE inline T square_root(T x) {
 #if defined(__CUDA_ARCH__)
@@ -29,6 +32,7 @@ TOKENFORMER_HOST_DEVICE inline T square_root(T x) {
 #endif
 }
 
+/// Whether x is neither NaN nor ±Inf, on the host and on the device.
 template <class T>
 TOKENFORMER_HOST_DEVICE inline bool is_finite(T x) {
 #if defined(__CUDA_ARCH__)
@@ -41,8 +45,13 @@ TOKENFORMER_HOST_DEVICE inline bool is_finite(T x) {
 /// The per-step constants of AdamW, computed once on the host exactly as the CPU kernel does.
 template <class T>
 struct AdamWCoefficients {
+  ///@{
+  /// β1, β2, the decay factor 1 - lr·weight_decay, the step size lr / (1 - β1^step), √(1 - β2^step)
+  /// and ε, in T.
   T beta1, beta2, decay, step_size, bias2_sqrt, eps;
+  ///@}
 
+  /// The coefficients of AdamW step `step` (from 1) with these hyperparameters.
   static AdamWCoefficients make(double lr, double beta1, double beta2, double eps, double weight_decay, long step) {
     const double bias1 = 1.0 - std::pow(beta1, static_cast<double>(step));
     AdamWCoefficients c;
