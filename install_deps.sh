@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(g++ cmake make libeigen3-dev libxsimd-dev)
 for arg in "$@"; do
   case "$arg" in
-    --with-tests) packages+=(catch2 libthrust-dev libutf8proc-dev) ;;
+    --with-tests) packages+=(catch2 libthrust-dev libutf8proc-dev doxygen) ;;
     --with-bench) packages+=(libbenchmark-dev libopenblas0-openmp) ;;
     --with-clang) packages+=(clang libomp-dev) ;;
     --with-corpus) packages+=(fortunes) ;;

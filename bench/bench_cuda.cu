@@ -196,7 +196,7 @@ void BM_TrainStep150M(benchmark::State& state, GemmPrecision precision) {
   EventTimer timer(device);
   timer.time(state, [&] {
     model.zero_grad();
-    model.forward_backward(tokens.data(), targets.data(), B, T_len);
+    model.forward_backward(tokens, targets, B, T_len);
     clip_gradient_norm(model, 1.0);
     optimizer.step(model, 6e-4);
   });

@@ -74,10 +74,10 @@ Row measure(const std::string& name, const ModelConfig& config, index_t context,
     const auto& first = generator.prefill({prompt});
     row.prefill_tps = static_cast<double>(context) / seconds_since(start);
     std::int32_t next = static_cast<std::int32_t>(std::max_element(first.begin(), first.end()) - first.begin());
-    generator.step(&next);  // warm-up step
+    generator.step(Span<const std::int32_t>(&next, 1));  // warm-up step
     start = Clock::now();
     for (index_t i = 0; i < tokens; ++i) {
-      const auto& logits = generator.step(&next);
+      const auto& logits = generator.step(Span<const std::int32_t>(&next, 1));
       next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       cache_bytes += 2.0 * static_cast<double>(config.num_layers) * static_cast<double>(generator.length(0)) *
                      static_cast<double>(config.hidden_size) * sizeof(float);
@@ -88,10 +88,10 @@ Row measure(const std::string& name, const ModelConfig& config, index_t context,
   row.bound_tps = bandwidth / row.bytes_per_token;
   {
     Tensor<float, cpu> logits(Shape{1, model.vocab_size()});
-    model.forward_last(logits, prompt.data(), 1, context);  // warm-up
+    model.forward_last(logits, prompt, 1, context);  // warm-up
     const int reps = 3;
     const auto start = Clock::now();
-    for (int r = 0; r < reps; ++r) model.forward_last(logits, prompt.data(), 1, context);
+    for (int r = 0; r < reps; ++r) model.forward_last(logits, prompt, 1, context);
     row.recompute_tps = reps / seconds_since(start);
   }
   return row;

@@ -85,7 +85,7 @@ int run(Model& model, const std::string& name, index_t B, index_t T, int steps) 
   for (int step = 0; step <= steps; ++step) {
     const auto begin = std::chrono::steady_clock::now();
     model.zero_grad();
-    loss = model.forward_backward(tokens.data(), targets.data(), B, T);
+    loss = model.forward_backward(tokens, targets, B, T);
     clip_gradient_norm(model, 1.0);
     adamw.step(model, 6e-4);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

@@ -89,7 +89,7 @@ void BM_TrainStep(benchmark::State& state, const TrainShape& shape) {
   const double lr = 6e-4, max_norm = 1.0;
   auto step = [&] {
     model.zero_grad();
-    const double loss = model.forward_backward(tokens.data(), targets.data(), B, T);
+    const double loss = model.forward_backward(tokens, targets, B, T);
     clip_gradient_norm(model, max_norm);
     optimizer.step(model, lr);
     return loss;

@@ -54,7 +54,7 @@ template <class Model>
 double train_step(Model& model, AdamW& optimizer, const std::vector<std::int32_t>& tokens,
                   const std::vector<std::int32_t>& targets, index_t B, index_t T_len, long step) {
   model.zero_grad();
-  const double loss = model.forward_backward(tokens.data(), targets.data(), B, T_len);
+  const double loss = model.forward_backward(tokens, targets, B, T_len);
   clip_gradient_norm(model, 1.0);
   check_finite(model, step, loss);
   optimizer.step(model, 3e-3);

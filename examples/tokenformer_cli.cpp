@@ -42,6 +42,9 @@
 // Wherever a command takes --config and --weights, --model DIR (a hub directory: config.json and
 // model.safetensors or pytorch_model.bin) may replace them, and the weights may be a .bin file.
 // Every command reads configs of every architecture ("architecture": "fit" selects the FIT body).
+// Weights are checked wherever they are loaded (logits, grad, generate, grow, transfer, convert, train
+// --resume): shapes against the config before allocating, and every value finite (a NaN or Inf is an
+// error naming the tensor and element).
 // Every error prints one line to stderr and exits with status 1 (2 for usage errors).
 #include <algorithm>
 #include <chrono>
@@ -131,19 +134,28 @@ int with_model(const ModelConfig& config, F&& f) {
   return f(model);
 }
 
+/// How every command loads weights: shapes checked against the config before allocating (always),
+/// and every value checked to be finite (the first NaN or Inf is named).
+io::LoadOptions load_options() {
+  io::LoadOptions options;
+  options.check_finite = true;
+  return options;
+}
+
 /// Calls f(model) with the model of a config file and its weights, of the config's architecture.
 template <class F>
 int with_loaded_model(const std::string& config_path, const std::string& weights_path, F&& f) {
   const Architecture architecture = io::read_architecture(config_path);
   if (architecture == Architecture::fit) {
-    auto model = io::load_model<presets::Dynamic<float>, cpu, FitBody>(config_path, weights_path);
+    auto model = io::load_model<presets::Dynamic<float>, cpu, FitBody>(config_path, weights_path, load_options());
     return f(model);
   }
   if (architecture == Architecture::transformer) {
-    auto model = io::load_model<presets::Dynamic<float>, cpu, TransformerLayer>(config_path, weights_path);
+    auto model =
+        io::load_model<presets::Dynamic<float>, cpu, TransformerLayer>(config_path, weights_path, load_options());
     return f(model);
   }
-  auto model = io::load_model(config_path, weights_path);
+  auto model = io::load_model(config_path, weights_path, load_options());
   return f(model);
 }
 
@@ -222,7 +234,7 @@ int command_grad(int argc, char** argv) {
     const auto T = static_cast<index_t>(tokens.size());
     model.enable_training();
     model.zero_grad();
-    const double loss = model.forward_backward(tokens.data(), targets.data(), 1, T);
+    const double loss = model.forward_backward(tokens, targets, 1, T);
     io::SafetensorsWriter writer;
     writer.set_metadata("format", "pt");
     writer.set_metadata("loss", Json::number_text(loss));
@@ -454,7 +466,7 @@ int command_convert(int argc, char** argv) {
   const std::string in =
       options.count("weights") ? options.at("weights") : io::model_directory_files(options.at("model")).second;
   if (in == options.at("out")) throw UsageError("--out must differ from the input");
-  io::convert_to_safetensors(in, options.at("out"));
+  io::convert_to_safetensors(in, options.at("out"), load_options().check_finite);
   std::cerr << "wrote " << options.at("out") << " (F32 safetensors) from " << in << "\n";
   return 0;
 }
@@ -586,7 +598,10 @@ int command_train(int argc, char** argv) {
     Rng init(train.seed);
     model.initialize(init);
     Trainer<std::remove_reference_t<decltype(model)>> trainer(model, corpus, train);
-    if (options.count("resume")) trainer.resume(options.at("resume"));
+    if (options.count("resume")) {
+      trainer.resume(options.at("resume"));
+      io::require_finite(model, options.at("resume"));
+    }
     const std::string dir = options.at("checkpoint-dir");
     std::filesystem::create_directories(dir);
     io::write_config(model.config(), dir + "/config.json");

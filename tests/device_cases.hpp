@@ -272,8 +272,8 @@ void model_case_matches_reference(const ModelConfig& config, double tolerance, D
   for (int step = 0; step < 2; ++step) {
     model.zero_grad();
     ref.zero_grad();
-    const double loss = model.forward_backward(tokens.data(), targets.data(), 2, 7);
-    const double ref_loss = ref.forward_backward(tokens.data(), targets.data(), 2, 7);
+    const double loss = model.forward_backward(tokens, targets, 2, 7);
+    const double ref_loss = ref.forward_backward(tokens, targets, 2, 7);
     CHECK(std::abs(loss - ref_loss) <= tolerance * (1.0 + std::abs(ref_loss)));
     const auto grads = parameter_values(model, true), ref_grads = parameter_values(ref, true);
     REQUIRE(grads.size() == ref_grads.size());
@@ -407,7 +407,7 @@ void kv_cache_matches_recompute(const ModelConfig& config, double tolerance, Dev
         next[r] = static_cast<std::int32_t>((7 * step + 3 * static_cast<int>(r) + 1) % V);
         sequences[r].push_back(next[r]);
       }
-      logits = generator.step(next.data());
+      logits = generator.step(next);
     }
   }
 }

@@ -47,7 +47,7 @@ void check_case(const std::string& dir, double logits_tolerance = 1e-4, double g
 
   model.enable_training();
   model.zero_grad();
-  const double loss = model.forward_backward(tokens.data(), targets.data(), B, T_len);
+  const double loss = model.forward_backward(tokens, targets, B, T_len);
   io::SafetensorsReader grads(dir + "/grads_batch.safetensors");
   std::vector<float> reference_loss(1);
   grads.read("loss", Shape{1}, reference_loss.data());

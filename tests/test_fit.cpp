@@ -284,7 +284,7 @@ TEST_CASE("a FIT decoder trains: the loss of a repeating sequence falls", "[fit]
   double first = 0, last = 0;
   for (int step = 0; step < 60; ++step) {
     model.zero_grad();
-    last = model.forward_backward(tokens.data(), targets.data(), B, T_len);
+    last = model.forward_backward(tokens, targets, B, T_len);
     if (step == 0) first = last;
     adamw.step(model, 1e-2);
   }

@@ -258,7 +258,7 @@ TEST_CASE("sampling: seeds, top-k, top-p, stop tokens, and options out of range"
   p85.top_p = 0.85;
   Rng r3(9);
   int counts[4] = {0, 0, 0, 0};
-  for (int i = 0; i < 4000; ++i) ++counts[sample_token(logits.data(), 4, p85, r3, ranked)];
+  for (int i = 0; i < 4000; ++i) ++counts[sample_token(Span<const float>(logits), p85, r3, ranked)];
   CHECK(counts[2] == 0);
   CHECK(counts[3] == 0);
   CHECK(counts[0] > 2600);  // expected 4000 · 0.731 = 2924
@@ -266,7 +266,7 @@ TEST_CASE("sampling: seeds, top-k, top-p, stop tokens, and options out of range"
   SamplingOptions p90 = p85;
   p90.top_p = 0.9;  // 0.644 + 0.237 = 0.881 < 0.9: the third token joins
   int third = 0;
-  for (int i = 0; i < 4000; ++i) third += sample_token(logits.data(), 4, p90, r3, ranked) == 2;
+  for (int i = 0; i < 4000; ++i) third += sample_token(Span<const float>(logits), p90, r3, ranked) == 2;
   CHECK(third > 200);  // expected 4000 · 0.087 / 0.968 = 360
 
   // A stop token ends its sequence (and only that one) right after it is produced.
@@ -322,11 +322,11 @@ TEST_CASE("the KV cache refuses what it cannot do, with clear errors", "[generat
     generator.prefill({{1, 2}});
     const std::vector<std::int32_t> tokens{1, 2}, targets{2, 3};
     // While attached, forwards are cached inference forwards: no backward.
-    CHECK_THROWS_WITH(model.forward_backward(tokens.data(), targets.data(), 1, 2),
+    CHECK_THROWS_WITH(model.forward_backward(tokens, targets, 1, 2),
                       Catch::Contains("backward after a KV-cache (inference) forward"));
   }
   const std::vector<std::int32_t> tokens{1, 2}, targets{2, 3};
-  CHECK(std::isfinite(model.forward_backward(tokens.data(), targets.data(), 1, 2)));
+  CHECK(std::isfinite(model.forward_backward(tokens, targets, 1, 2)));
 }
 
 TEST_CASE("FIT decoders generate by recomputing (no KV cache), greedy equal to the argmax", "[generation][fit]") {
@@ -399,6 +399,42 @@ TEST_CASE("tokenformer-cli generate on a hub directory and a .bin file equals th
   CHECK(WEXITSTATUS(run(cli + " generate --model " + hub + " --tokens 1,999 --max-new-tokens 3 >/dev/null 2>&1")) == 1);
   CHECK(WEXITSTATUS(
             run(cli + " generate --model " + hub + " --tokens 1 --max-new-tokens 3 --top-p 1.5 >/dev/null 2>&1")) == 2);
+#else
+  WARN("tokenformer-cli is not built; skipped");
+#endif
+}
+
+TEST_CASE("tokenformer-cli refuses weights holding NaN wherever it loads them, naming the tensor",
+          "[generation][cli]") {
+#ifdef TOKENFORMER_CLI
+  const std::string cli = TOKENFORMER_CLI, hub = std::string(TOKENFORMER_TEST_DATA_DIR) + "/../torch";
+  io_test::TempDir dir;
+  const std::string d = dir.str(), weights = d + "/nan.safetensors", config = hub + "/config.json";
+  const auto run = [](const std::string& command) { return WEXITSTATUS(std::system(command.c_str())); };
+  auto model = io::load_model(hub);
+  model.for_each_parameter([&](const std::string& name, Parameter<float>& p) {
+    if (name == "sequential.3.attention.proj.key_param_tokens") p.value.data()[7] = std::nanf("");
+  });
+  io::save_weights(model, weights);
+  const std::string named = "tensor 'sequential.3.attention.proj.key_param_tokens' element 7";
+  const std::string model_options = " --config " + config + " --weights " + weights;
+  for (const std::string& command :
+       {"logits" + model_options + " --tokens 1,2,3 --out " + d + "/l.f32",
+        "grad" + model_options + " --tokens 1,2,3 --out " + d + "/g.safetensors",
+        "generate" + model_options + " --tokens 1,2,3 --max-new-tokens 2 --temperature 0 --ids",
+        "grow" + model_options + " --ffn +2 --out " + d + "/grown.safetensors",
+        "transfer --from-config " + config + " --from-weights " + weights + " --to-config " + config + " --out " + d +
+            "/t.safetensors",
+        "convert --weights " + weights + " --out " + d + "/c.safetensors"}) {
+    INFO(command);
+    CHECK(run(cli + " " + command + " > " + d + "/out.txt 2> " + d + "/err.txt") == 1);
+    const std::string err = io::read_text_file(d + "/err.txt");
+    CHECK_THAT(err, Catch::Contains("numeric error: " + weights + ": " + named) && Catch::Contains("is nan"));
+  }
+  for (const char* written : {"l.f32", "g.safetensors", "grown.safetensors", "t.safetensors", "c.safetensors"})
+    CHECK(!std::filesystem::exists(d + "/" + written));
+  // The library itself loads them unless asked to check.
+  CHECK(std::isnan(io::load_model(config, weights).layers[1].attention.proj.key_tokens().data()[7]));
 #else
   WARN("tokenformer-cli is not built; skipped");
 #endif

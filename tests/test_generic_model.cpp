@@ -126,7 +126,7 @@ TEST_CASE("a block type defined in a test file trains, grows, saves and reloads"
     double first = 0, last = 0;
     for (int step = 0; step < 60; ++step) {
       model.zero_grad();
-      last = model.forward_backward(tokens.data(), targets.data(), 2, 16);
+      last = model.forward_backward(tokens, targets, 2, 16);
       if (step == 0) first = last;
       adamw.step(model, 1e-2);
     }

@@ -79,12 +79,12 @@ void require_model_gradients_match(std::shared_ptr<Model> model, const std::stri
   c.forward = [=](const Inputs& in) {
     set_parameters(*model, in, 0);
     model->zero_grad();
-    return Vector{model->forward_backward(tokens.data(), targets.data(), B, T)};
+    return Vector{model->forward_backward(tokens, targets, B, T)};
   };
   c.backward = [=](const Inputs& in, const Vector& dy) {
     set_parameters(*model, in, 0);
     model->zero_grad();
-    model->forward_backward(tokens.data(), targets.data(), B, T, dy[0]);
+    model->forward_backward(tokens, targets, B, T, dy[0]);
     return parameters_of(*model, true);
   };
   require_gradients_match(c, max_entries);
@@ -321,16 +321,15 @@ TEST_CASE("forward_backward accumulates gradients and rejects bad targets", "[mo
   Rng rng(1);
   model.initialize(rng);
   const std::vector<std::int32_t> tokens{1, 2, 3, 4}, targets{2, 3, 4, 5};
-  const double loss = model.forward_backward(tokens.data(), targets.data(), 1, 4);
+  const double loss = model.forward_backward(tokens, targets, 1, 4);
   // Near-uniform predictions at init: logits have std ≈ 0.02·√64 ≈ 0.16 plus residual-stream noise.
   CHECK(loss > std::log(257.0) - 0.1);
   CHECK(loss < std::log(257.0) + 0.3);
   const double g1 = model.word_embeddings.grad[2 * 64 + 5];
-  model.forward_backward(tokens.data(), targets.data(), 1, 4, 0.5);
+  model.forward_backward(tokens, targets, 1, 4, 0.5);
   CHECK(model.word_embeddings.grad[2 * 64 + 5] == Approx(1.5 * g1).epsilon(1e-12));
   const std::vector<std::int32_t> bad{2, 3, 4, 257};
-  CHECK_THROWS_WITH(model.forward_backward(tokens.data(), bad.data(), 1, 4),
-                    Catch::Contains("target id 257 at position 3"));
+  CHECK_THROWS_WITH(model.forward_backward(tokens, bad, 1, 4), Catch::Contains("target id 257 at position 3"));
   const std::vector<std::int32_t> none{-1, -1, -1, -1};
-  CHECK_THROWS_AS(model.forward_backward(tokens.data(), none.data(), 1, 4), argument_error);
+  CHECK_THROWS_AS(model.forward_backward(tokens, none, 1, 4), argument_error);
 }

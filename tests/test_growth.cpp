@@ -178,7 +178,7 @@ TEST_CASE("gradients and AdamW moments grow with their parameters; new moments s
   // Training continues: one step over the grown model works and keeps every shape.
   const std::vector<std::int32_t> tokens{1, 2, 3, 4}, targets{2, 3, 4, 5};
   model.zero_grad();
-  CHECK(std::isfinite(model.forward_backward(tokens.data(), targets.data(), 1, 4)));
+  CHECK(std::isfinite(model.forward_backward(tokens, targets, 1, 4)));
   AdamW adamw;
   adamw.set_step_count(7);
   adamw.step(model, 1e-3);
@@ -354,7 +354,7 @@ TEST_CASE("under l2_norm_gelu, zero-initialized tokens get exactly zero gradient
     model.enable_training();
     model.zero_grad();
     const std::vector<std::int32_t> tokens{1, 2, 3, 4, 5, 6}, targets{2, 3, 4, 5, 6, 7};
-    model.forward_backward(tokens.data(), targets.data(), 1, 6);
+    model.forward_backward(tokens, targets, 1, 6);
     const auto& values = model.layers[0].ffn.value_parameter();
     double new_gradient = 0;
     for (index_t i = 40 * 32; i < values.size(); ++i) new_gradient += std::fabs(values.grad[i]);
@@ -432,7 +432,7 @@ TEST_CASE("zero_keys tokens get gradient on their keys at once, also with the ol
       model.enable_training();
       model.zero_grad();
       const std::vector<std::int32_t> tokens{1, 2, 3, 4, 5, 6, 7, 8}, targets{2, 3, 4, 5, 6, 7, 8, 9};
-      model.forward_backward(tokens.data(), targets.data(), 2, 4);
+      model.forward_backward(tokens, targets, 2, 4);
       each_role(model, [&](const std::string& where, const std::string& role, Pattention<double>& p) {
         INFO(where);
         const index_t old = p.tokens() - (role == "qkv" ? 6 : role == "proj" ? 6 : 24);
@@ -448,7 +448,7 @@ TEST_CASE("zero_keys tokens get gradient on their keys at once, also with the ol
       CHECK(abs_sum_of_rows(ffn.value, 40) > 0.0);
       CHECK((std::vector<double>(ffn.value.data(), ffn.value.data() + 40 * 32) == old_rows) == freeze_old);
       model.zero_grad();
-      model.forward_backward(tokens.data(), targets.data(), 2, 4);
+      model.forward_backward(tokens, targets, 2, 4);
       CHECK(abs_sum_of_rows(model.layers[1].ffn.value_parameter().grad, 40) > 0.0);
     }
 }

@@ -61,7 +61,7 @@ TEST_CASE("bad config values are config_errors that say what is accepted", "[io]
              Contains("norm_activation_type must be a string"));
 
   for (const io::Json& bad :
-       {io::Json(2.5), io::Json(-2), io::Json(0), io::Json("2"), io::Json(1e10), io::Json(nullptr)}) {
+       {io::Json(2.5), io::Json(-2), io::Json(0), io::Json("2"), io::Json(-1e10), io::Json(nullptr)}) {
     INFO("num_layers = " << bad.dump());
     CHECK(config_error_of(golden_config_with("num_layers", bad)) ==
           "config error: cfg.json: num_layers must be a positive integer");
@@ -160,4 +160,26 @@ TEST_CASE("write_config and read_config round-trip a ModelConfig exactly", "[io]
   // Writing replaces the old file.
   io::write_config(golden, dir.file("config_1.json"));
   CHECK(io::read_config(dir.file("config_1.json")) == golden);
+}
+
+TEST_CASE("config integers above the limit are called too large, naming the limit", "[io][config]") {
+  // 2^31 is the largest accepted; one more is too large, not "not a positive integer".
+  CHECK(io::parse_config(golden_config_with("hidden_size", io::Json(2147483648.0))).hidden_size == 2147483648LL);
+  CHECK(config_error_of(golden_config_with("hidden_size", io::Json(2147483649.0))) ==
+        "config error: cfg.json: hidden_size = 2147483649 is too large (limit 2147483648)");
+  CHECK(config_error_of(golden_config_with("num_layers", io::Json(1e10))) ==
+        "config error: cfg.json: num_layers = 10000000000 is too large (limit 2147483648)");
+  CHECK_THAT(config_error_of(golden_config_with("vocab_size", io::Json(1e300))),
+             Contains("vocab_size = 1.0000000000000001e+300 is too large (limit 2147483648)"));
+  CHECK_THAT(config_error_of(golden_config_with("ffn_slot_num", io::Json(4294967296.0))),
+             Contains("ffn_slot_num = 4294967296 is too large (limit 2147483648)"));
+  // In a per-layer list, and for a pinned scale (which may be 0).
+  CHECK_THAT(config_error_of(
+                 golden_config_with("qkv_slot_num", io::Json(io::Json::Array{io::Json(24), io::Json(3000000000.0)}))),
+             Contains("qkv_slot_num = 3000000000 is too large (limit 2147483648)"));
+  CHECK_THAT(config_error_of(golden_config_with("ffn_scale_slot_num", io::Json(2147483649.0))),
+             Contains("ffn_scale_slot_num = 2147483649 is too large (limit 2147483648)"));
+  // Below the range, or not an integer, the old messages stay.
+  CHECK_THAT(config_error_of(golden_config_with("hidden_size", io::Json(2147483648.5))),
+             Contains("hidden_size must be a positive integer"));
 }

@@ -361,3 +361,48 @@ TEST_CASE("a truncated safetensors file is rejected naming the tensor that lost 
           r.read("b", Shape{4, 4}, out.data());
         }) == "file error: " + path + ": cannot read tensor 'b' (file truncated?)");
 }
+
+TEST_CASE("tensors that overlap, leave gaps or do not cover the data section are rejected, as in the reference",
+          "[io][safetensors][hostile]") {
+  TempDir dir;
+  const auto open = [&](const std::string& header, std::size_t data_bytes) {
+    const std::string path = dir.file("layout.safetensors");
+    write_bytes(path, safetensors_bytes(header, std::string(data_bytes, '\0')));
+    return message_of<file_error>([&] { io::SafetensorsReader r(path); });
+  };
+  const auto two = [](const std::string& a, const std::string& b) {
+    return "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + a +
+           "},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + b + "}}";
+  };
+  // Overlapping tensors (the issue's case: both readable, each within the file) and two names for one range.
+  CHECK_THAT(open(two("[0,8]", "[4,12]"), 12),
+             Contains("tensor 'b' starts at data byte 4, inside tensor 'a' [0, 8) (tensors overlap)"));
+  CHECK_THAT(open(two("[0,8]", "[0,8]"), 8), Contains("inside tensor 'a' [0, 8) (tensors overlap)"));
+  // A gap between two tensors, and one before the first.
+  CHECK_THAT(open(two("[0,8]", "[12,20]"), 20),
+             Contains("tensor 'b' starts at data byte 12 but the tensor before it, 'a', ends at byte 8 "
+                      "(4 bytes between them belong to no tensor)"));
+  CHECK_THAT(open(two("[4,12]", "[12,20]"), 20),
+             Contains("tensor 'a' starts at data byte 4 but the data section starts at byte 0"));
+  // Data bytes after the last tensor, or data with no tensor at all.
+  CHECK_THAT(open(two("[0,8]", "[8,16]"), 20),
+             Contains("the tensors end at data byte 16 but the file holds 20 data bytes "
+                      "(4 bytes belong to no tensor)"));
+  CHECK_THAT(open("{}", 8), Contains("the tensors end at data byte 0 but the file holds 8 data bytes"));
+  // Allowed: any order in the header, and empty tensors between others.
+  CHECK(open(two("[8,16]", "[0,8]"), 16) == "<nothing thrown>");
+  CHECK(open("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+             "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]},"
+             "\"z\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[8,12]}}",
+             12) == "<nothing thrown>");
+  CHECK(open("{}", 0) == "<nothing thrown>");
+  // Our writer and the golden fixtures follow the rule.
+  const std::vector<float> v(5, 1.0f);
+  io::SafetensorsWriter w;
+  w.add("x", Shape{5}, v.data());
+  w.add("empty", Shape{0, 3}, v.data());
+  w.add("y", Shape{1, 2}, v.data());
+  w.write(dir.file("ours.safetensors"));
+  CHECK(io::SafetensorsReader(dir.file("ours.safetensors")).tensors().size() == 3);
+  CHECK(io::SafetensorsReader(golden_dir() + "/l2_norm_gelu_f32/model.safetensors").tensors().size() > 0);
+}

@@ -878,3 +878,35 @@ TEST_CASE("load_weights and load_weights_for_growth take torch checkpoints and a
                       "expected [9, 16]"));
   (void)twin;
 }
+
+TEST_CASE("load_model refuses a .bin whose tensors need more bytes than the file holds (aliased views)",
+          "[io][torch][hostile]") {
+  // Every tensor of the fixture's model a view of the same storage at offset 0: each one is valid by
+  // itself, but together they claim far more data than the file holds.
+  const ModelConfig config = io::read_config(fixture("config.json"), 40);
+  std::int64_t largest = 0;
+  std::uint64_t total = 0;
+  std::vector<FakeTensor> tensors;
+  for (const io::ParameterShape& p : io::parameter_shapes(config)) {
+    std::vector<std::int64_t> sizes, strides(static_cast<std::size_t>(p.shape.rank()), 1);
+    for (int i = 0; i < p.shape.rank(); ++i) sizes.push_back(p.shape[i]);
+    for (std::size_t i = sizes.size(); i-- > 1;) strides[i - 1] = strides[i] * sizes[i];
+    largest = std::max<std::int64_t>(largest, p.shape.numel());
+    total += static_cast<std::uint64_t>(p.shape.numel()) * 4;
+    tensors.push_back({p.name, "0", 0, 0, sizes, strides});
+  }
+  for (auto& t : tensors) t.storage_numel = largest;
+  const std::vector<float> storage(static_cast<std::size_t>(largest), 0.5f);
+  const std::string bytes = torch_zip(state_dict_pickle(tensors).stop().b, {{"0", floats_bytes(storage)}});
+  REQUIRE(total > bytes.size());
+  TempDir dir;
+  const std::string path = dir.file("aliased.bin");
+  write_bytes(path, bytes);
+  CHECK(io::TorchCheckpointReader(path).tensors().size() == io::parameter_shapes(config).size());
+  CHECK(message_of<file_error>([&] { io::load_model(fixture("config.json"), path); }) ==
+        "file error: " + path + ": the tensors that " + fixture("config.json") + " describes take " +
+            std::to_string(total) + " bytes as stored, more than the file's " + std::to_string(bytes.size()) +
+            " bytes (do tensors share their data?)");
+  // The fixture's own shared storage (views side by side) loads.
+  CHECK(io::load_model(fixture("config.json"), fixture("shared_storage.bin")).vocab_size() == 40);
+}

@@ -59,7 +59,7 @@ TEST_CASE("whole-model loss and gradients match PyTorch autograd for every norma
     }
     model.enable_training();
     model.zero_grad();
-    const double loss = model.forward_backward(tokens.data(), targets.data(), 2, T);
+    const double loss = model.forward_backward(tokens, targets, 2, T);
     check_gradients(model, dir + "/grads_batch.safetensors", 1e-5, loss);
   }
 }

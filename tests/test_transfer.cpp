@@ -276,7 +276,7 @@ TEST_CASE("freeze_transferred trains only the new parts; the Unfreezer releases 
   CHECK(unfreezer.frozen_names().size() == 1 + 2 * (6 + 2) + 2);
   const auto train = [&](long step) {
     target.zero_grad();
-    target.forward_backward(tokens.data(), targets.data(), 2, 12);
+    target.forward_backward(tokens, targets, 2, 12);
     adamw.step(target, 1e-2);
     return unfreezer.update(target, step, NAN);
   };
@@ -338,7 +338,7 @@ TEST_CASE("AdamW applies each parameter's lr_scale and refuses a bad one", "[tra
   auto model = initialized<TokenFormerModel>(tokenformer_config(), 1);
   std::vector<std::int32_t> tokens{1, 2, 3, 4, 5, 6}, targets{2, 3, 4, 5, 6, -1};
   model.zero_grad();
-  model.forward_backward(tokens.data(), targets.data(), 1, 6);
+  model.forward_backward(tokens, targets, 1, 6);
   model.word_embeddings.lr_scale = 0.0;
   const auto before = values_of(model);
   AdamW adamw;
@@ -352,7 +352,7 @@ TEST_CASE("AdamW applies each parameter's lr_scale and refuses a bad one", "[tra
   auto half = initialized<TokenFormerModel>(tokenformer_config(), 1), full = half;
   for (auto* m : {&half, &full}) {
     m->zero_grad();
-    m->forward_backward(tokens.data(), targets.data(), 1, 6);
+    m->forward_backward(tokens, targets, 1, 6);
   }
   half.layers[1].ffn.key_parameter().lr_scale = 0.5;
   const auto start = values_of(half);

@@ -191,7 +191,7 @@ TEST_CASE("a Transformer trains, saves and reloads; growth refuses it", "[transf
   double first = 0, last = 0;
   for (int step = 0; step < 40; ++step) {
     model.zero_grad();
-    last = model.forward_backward(tokens.data(), targets.data(), 2, 12);
+    last = model.forward_backward(tokens, targets, 2, 12);
     if (step == 0) first = last;
     adamw.step(model, 1e-2);
   }

@@ -1,4 +1,24 @@
 // tokenformer/tokenformer.hpp: the umbrella header. Include this to get the whole library.
+
+/// @mainpage tokenformer
+/// A header-only C++17 library of TokenFormer, the transformer whose linear projections are
+/// Pattentions: attention from the input tokens to learnable parameter tokens, so that a trained model
+/// grows by appending tokens. This reference is generated from the headers' doc comments; README.md
+/// explains the model, the architecture, the examples and the command-line tool.
+///
+/// Where to start: tokenformer::LanguageModel and its configs (tokenformer::presets,
+/// tokenformer::ModelConfig, tokenformer::io::load_model), tokenformer::Generator for sampling,
+/// tokenformer::AdamW and tokenformer::Trainer for training, tokenformer::grow for growth; underneath,
+/// the layers (tokenformer::Pattention, tokenformer::SelfAttention, tokenformer::TokenFormerLayer) and
+/// the kernels (tokenformer::kernels), one overload per device tag (tokenformer::cpu, tokenformer::cuda).
+
+/// @namespace tokenformer
+/// The whole library: configs, device tags, tensors and parameters (core/), layers (layers/), the
+/// language model, sampling, growth and transfer (model/), training (train/) and the tokenizers.
+
+/// @namespace tokenformer::io
+/// File formats (JSON, safetensors, PyTorch checkpoints, configs, atomic writes) and checkpoint.hpp,
+/// the one module that knows the model: weights, hub directories and training checkpoints.
 #pragma once
 
 #include "tokenformer/core/config.hpp"
@@ -13,6 +33,7 @@
 #include "tokenformer/core/parameter.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/core/rng.hpp"
+#include "tokenformer/core/span.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/io/config_file.hpp"

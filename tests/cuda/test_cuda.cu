@@ -466,8 +466,7 @@ TEMPLATE_TEST_CASE("cuda language model: logits, loss, gradients, AdamW steps an
   }
   CHECK(scaled_to_max(host_values(gpu_model.forward(tokens, B, T_len)),
                       host_values(host_model.forward(tokens, B, T_len))) <= tol);
-  CHECK(std::fabs(gpu_model.loss(tokens.data(), targets.data(), B, T_len) -
-                  host_model.loss(tokens.data(), targets.data(), B, T_len)) <= tol);
+  CHECK(std::fabs(gpu_model.loss(tokens, targets, B, T_len) - host_model.loss(tokens, targets, B, T_len)) <= tol);
   // Training steps. In double the two devices follow the same trajectory (to rounding). In float they
   // cannot: AdamW's first update is lr·sign(g), so a gradient that is zero up to float rounding moves
   // its parameter by ±lr depending on the device. So float compares the gradients and loss of every
@@ -478,8 +477,8 @@ TEMPLATE_TEST_CASE("cuda language model: logits, loss, gradients, AdamW steps an
   for (int step = 0; step < 3; ++step) {
     host_model.zero_grad();
     gpu_model.zero_grad();
-    const double host_loss = host_model.forward_backward(tokens.data(), targets.data(), B, T_len);
-    const double gpu_loss = gpu_model.forward_backward(tokens.data(), targets.data(), B, T_len);
+    const double host_loss = host_model.forward_backward(tokens, targets, B, T_len);
+    const double gpu_loss = gpu_model.forward_backward(tokens, targets, B, T_len);
     INFO("step " << step);
     CHECK(std::fabs(gpu_loss - host_loss) <= tol);
     CHECK(worst(gradients_of(gpu_model), gradients_of(host_model)) <= tol);
@@ -516,8 +515,8 @@ TEMPLATE_TEST_CASE("cuda language model: logits, loss, gradients, AdamW steps an
   CHECK(worst(values_of(gpu_model), values_of(host_model)) <= tol);  // the same new tokens on both
   host_model.zero_grad();
   gpu_model.zero_grad();
-  CHECK(std::fabs(gpu_model.forward_backward(tokens.data(), targets.data(), B, T_len) -
-                  host_model.forward_backward(tokens.data(), targets.data(), B, T_len)) <= tol);
+  CHECK(std::fabs(gpu_model.forward_backward(tokens, targets, B, T_len) -
+                  host_model.forward_backward(tokens, targets, B, T_len)) <= tol);
   CHECK(worst(gradients_of(gpu_model), gradients_of(host_model)) <= tol);
   // A NaN in a GPU gradient is found and named.
   std::vector<T> bad(static_cast<std::size_t>(gpu_model.final_norm_bias.size()), T(0));
@@ -571,12 +570,12 @@ TEST_CASE("gradcheck on the GPU: the whole language model's loss, every paramete
   for (auto& v : values_of(*model)) c.inputs.push_back(v);
   c.forward = [=](const Inputs& in) {
     set(in);
-    return Vector{model->loss(tokens.data(), targets.data(), B, T_len)};
+    return Vector{model->loss(tokens, targets, B, T_len)};
   };
   c.backward = [=](const Inputs& in, const Vector& dy) {
     set(in);
     model->zero_grad();
-    model->forward_backward(tokens.data(), targets.data(), B, T_len, dy[0]);
+    model->forward_backward(tokens, targets, B, T_len, dy[0]);
     return gradients_of(*model);
   };
   require_gradients_match(c, 60);

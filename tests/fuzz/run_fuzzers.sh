@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of the file parsers with clang-14 (ASan + UBSan) and runs each for
-# SECONDS, from corpora seeded with the test fixtures and mutated copies of them (in a temporary
-# directory: nothing is written into the source tree). Exits non-zero when a fuzzer finds a crash,
+# SECONDS, or (`ci`) for a fixed number of executions per fuzzer (the table below: about 30 s each on
+# a 2-core AMD EPYC), from corpora seeded with the committed test fixtures and mutated copies of them
+# (in a temporary directory: nothing is written into the source tree). Exits non-zero when a fuzzer finds a crash,
 # a sanitizer report, a leak, a timeout or an out-of-memory input; the reproducer is kept and named.
 #
-# Usage: tests/fuzz/run_fuzzers.sh SECONDS [FUZZER...]
-#   FUZZER: fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_tokenizer (default: all)
+# Usage: tests/fuzz/run_fuzzers.sh SECONDS|ci [FUZZER...]
+#   FUZZER: fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_training_checkpoint
+#           fuzz_tokenizer (default: all)
 #   TOKENFORMER_NEOX_TOKENIZER (environment): the GPT-NeoX tokenizer.json that fuzz_tokenizer encodes
 #     with (default: ../shared/data beside the source; without it only tokenizer.json parsing is fuzzed)
 #   BUILD_DIR (environment): the build directory (default: <source>/build-fuzz)
 #   CC, CXX (environment): the compilers (default: clang-14, clang++-14)
 set -euo pipefail
 
-if [[ $# -lt 1 || ! $1 =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 SECONDS [fuzz_torch_checkpoint|fuzz_safetensors|fuzz_json|fuzz_config|fuzz_tokenizer ...]" >&2
+all=(fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_training_checkpoint fuzz_tokenizer)
+if [[ $# -lt 1 || ! $1 =~ ^([0-9]+|ci)$ ]]; then
+  echo "usage: $0 SECONDS|ci [${all[*]} ...]" >&2
   exit 2
 fi
 seconds=$1
 shift
 fuzzers=("$@")
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_tokenizer)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=("${all[@]}")
+# Executions per fuzzer for `ci` (measured: about 30 s each on the 2-core AMD EPYC).
+declare -A ci_runs=([fuzz_torch_checkpoint]=200000 [fuzz_safetensors]=120000 [fuzz_json]=1000000
+                    [fuzz_config]=500000 [fuzz_training_checkpoint]=80000 [fuzz_tokenizer]=60000)
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [[ -z ${TOKENFORMER_NEOX_TOKENIZER:-} && -f $src/../shared/data/gpt-neox-20b-tokenizer.json ]]; then
@@ -82,6 +88,11 @@ for fuzzer in "${fuzzers[@]}"; do
       seed "$corpus" "${configs[@]}"
       dict=json.dict
       max_len=4096 ;;
+    fuzz_training_checkpoint)
+      mkdir -p "$work/training_seed"
+      "$build/tests/fuzz/fuzz_training_checkpoint" --write-seed "$work/training_seed/training.safetensors"
+      seed "$corpus" "$work/training_seed/training.safetensors"
+      max_len=32768 ;;
     fuzz_tokenizer)
       # First byte odd: text for the real tokenizer (lines of the README and the tokenizer's test
       # cases); even: a small tokenizer.json.
@@ -97,8 +108,13 @@ for fuzzer in "${fuzzers[@]}"; do
       exit 2 ;;
   esac
   mkdir -p "$work/$fuzzer/artifacts"
-  echo "== $fuzzer: $seconds s, $(ls "$corpus" | wc -l) seeds, max_len $max_len"
-  if (cd "$work/$fuzzer" && "$build/tests/fuzz/$fuzzer" corpus -max_total_time="$seconds" -max_len="$max_len" \
+  if [[ $seconds == ci ]]; then
+    limit=-runs=${ci_runs[$fuzzer]}
+  else
+    limit=-max_total_time=$seconds
+  fi
+  echo "== $fuzzer: ${limit#-}, $(ls "$corpus" | wc -l) seeds, max_len $max_len"
+  if (cd "$work/$fuzzer" && "$build/tests/fuzz/$fuzzer" corpus "$limit" -max_len="$max_len" \
         ${dict:+-dict="$src/tests/fuzz/$dict"} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$fuzzer/artifacts/" \
         >"$work/$fuzzer/log.txt" 2>&1); then
     grep -E "^(Dictionary|Done|stat::number_of_executed_units|stat::peak_rss_mb)|DONE" "$work/$fuzzer/log.txt" || true

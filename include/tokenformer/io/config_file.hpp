@@ -10,7 +10,8 @@
 // max_position_embeddings (rotary needs no table), torch_dtype (the weights' dtype is what is read),
 // architectures, model_type, transformers_version; its vocabulary size comes from the embedding.
 // Parsing allocates nothing per layer unless a token key is a list (bounded by the text), so a
-// huge num_layers costs nothing here. Extension keys written by growth with a pinned scale:
+// huge num_layers costs nothing here. Integer keys accept at most 2^31 (max_config_integer); a larger
+// integer is refused as "too large (limit 2147483648)". Extension keys written by growth with a pinned scale:
 // qkv_scale_slot_num, proj_scale_slot_num, ffn_scale_slot_num (Θ's √n uses these counts). Where the
 // layers differ (a model grown on some layers only), each of the six token keys may be a list with
 // one entry per layer (a tokenformer extension; written only for the keys whose layers differ).
@@ -22,6 +23,8 @@
 // keys (the six token keys, norm_activation_type) are an error there, and intermediate_size elsewhere.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -45,6 +48,30 @@ inline std::string read_text_file(const std::string& path, std::size_t max_bytes
   return text;
 }
 
+/// The largest value an integer config key accepts (sizes, counts, token counts): 2^31. A larger
+/// integer is a config_error saying it is too large and naming this limit.
+inline constexpr std::int64_t max_config_integer = std::int64_t{1} << 31;
+
+namespace detail {
+/// The integer `v` of config key `key`, in [min, max_config_integer]. Throws config_error: "`key` = N
+/// is too large (limit 2147483648)" for a larger integer, else "`key``rule`" (" must be a positive
+/// integer", ...) for anything else out of range or not an integer.
+inline index_t config_integer(const Json& v, const std::string& key, std::int64_t min, const std::string& source,
+                              const std::string& rule) {
+  if (v.is_number()) {
+    const double x = v.as_number();
+    if (x == std::floor(x) && x > static_cast<double>(max_config_integer))
+      throw config_error(source + ": " + key + " = " + Json::number_text(x) + " is too large (limit " +
+                         std::to_string(max_config_integer) + ")");
+  }
+  try {
+    return static_cast<index_t>(v.as_integer(key, min, max_config_integer));
+  } catch (const file_error&) {
+    throw config_error(source + ": " + key + rule);
+  }
+}
+}  // namespace detail
+
 /// Parses an official config from JSON text. `vocab_size` may be absent when `vocab_rows` > 0 gives it
 /// (the embedding tensor's row count, which wins: official models pad the vocabulary).
 inline ModelConfig parse_config(const std::string& text, const std::string& source = "config", index_t vocab_rows = 0) {
@@ -56,11 +83,7 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
       if (required) throw config_error(source + ": missing key \"" + std::string(key) + "\"");
       return 0;
     }
-    try {
-      return static_cast<index_t>(v->as_integer(key, 1, std::int64_t{1} << 31));
-    } catch (const file_error& e) {
-      throw config_error(source + ": " + std::string(key) + " must be a positive integer");
-    }
+    return detail::config_integer(*v, key, 1, source, " must be a positive integer");
   };
   const auto number = [&](const char* key, double fallback) {
     const Json* v = root.find(key);
@@ -161,11 +184,7 @@ inline ModelConfig parse_config(const std::string& text, const std::string& sour
     }
     const std::string rule = count ? " must be a positive integer" : " must be a non-negative integer";
     const auto one = [&](const Json& x) {
-      try {
-        return static_cast<index_t>(x.as_integer(key, count ? 1 : 0, std::int64_t{1} << 31));
-      } catch (const file_error&) {
-        throw config_error(source + ": " + std::string(key) + rule + " or a list of one per layer");
-      }
+      return detail::config_integer(x, key, count ? 1 : 0, source, rule + " or a list of one per layer");
     };
     if (!v->is_array()) {
       const index_t x = one(*v);

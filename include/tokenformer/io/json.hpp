@@ -21,34 +21,42 @@
 
 namespace tokenformer::io {
 
+/// A JSON value: null, a boolean, a number (a double), a string, an array or an object (keys sorted).
+/// A value never changes once built; copies share its string, array or object.
 class Json {
  public:
+  /// The kinds of JSON value.
   enum class Kind { null, boolean, number, string, array, object };
-  using Array = std::vector<Json>;
-  using Object = std::map<std::string, Json>;
+  using Array = std::vector<Json>;             ///< an array's elements
+  using Object = std::map<std::string, Json>;  ///< an object's members, by key
 
   Json() = default;
-  Json(std::nullptr_t) {}
-  Json(bool b) : kind_(Kind::boolean), boolean_(b) {}
-  Json(double x) : kind_(Kind::number), number_(x) {}
+  Json(std::nullptr_t) {}                              ///< null
+  Json(bool b) : kind_(Kind::boolean), boolean_(b) {}  ///< true or false
+  Json(double x) : kind_(Kind::number), number_(x) {}  ///< a number
+  ///@{
+  /// A number: the integer converted to double (exact up to 2^53).
   Json(int x) : Json(static_cast<double>(x)) {}
   Json(long x) : Json(static_cast<double>(x)) {}
   Json(long long x) : Json(static_cast<double>(x)) {}
   Json(unsigned long x) : Json(static_cast<double>(x)) {}
   Json(unsigned long long x) : Json(static_cast<double>(x)) {}
-  Json(std::string s) : kind_(Kind::string), string_(std::make_shared<std::string>(std::move(s))) {}
-  Json(const char* s) : Json(std::string(s)) {}
-  Json(Array a) : kind_(Kind::array), array_(std::make_shared<Array>(std::move(a))) {}
-  Json(Object o) : kind_(Kind::object), object_(std::make_shared<Object>(std::move(o))) {}
+  ///@}
+  Json(std::string s) : kind_(Kind::string), string_(std::make_shared<std::string>(std::move(s))) {}  ///< a string
+  Json(const char* s) : Json(std::string(s)) {}                                                       ///< a string
+  Json(Array a) : kind_(Kind::array), array_(std::make_shared<Array>(std::move(a))) {}                ///< an array
+  Json(Object o) : kind_(Kind::object), object_(std::make_shared<Object>(std::move(o))) {}            ///< an object
 
-  Kind kind() const { return kind_; }
-  bool is_null() const { return kind_ == Kind::null; }
-  bool is_number() const { return kind_ == Kind::number; }
-  bool is_string() const { return kind_ == Kind::string; }
-  bool is_array() const { return kind_ == Kind::array; }
-  bool is_object() const { return kind_ == Kind::object; }
-  bool is_bool() const { return kind_ == Kind::boolean; }
+  Kind kind() const { return kind_; }                       ///< the kind of value
+  bool is_null() const { return kind_ == Kind::null; }      ///< kind() == Kind::null
+  bool is_number() const { return kind_ == Kind::number; }  ///< kind() == Kind::number
+  bool is_string() const { return kind_ == Kind::string; }  ///< kind() == Kind::string
+  bool is_array() const { return kind_ == Kind::array; }    ///< kind() == Kind::array
+  bool is_object() const { return kind_ == Kind::object; }  ///< kind() == Kind::object
+  bool is_bool() const { return kind_ == Kind::boolean; }   ///< kind() == Kind::boolean
 
+  ///@{
+  /// The value as that kind; throws file_error naming `what` when it is another kind.
   bool as_bool(const std::string& what = "value") const {
     if (kind_ != Kind::boolean) throw file_error(what + " must be true or false");
     return boolean_;
@@ -78,6 +86,7 @@ class Json {
     if (kind_ != Kind::object) throw file_error(what + " must be an object");
     return *object_;
   }
+  ///@}
   /// Member `key` of an object, or nullptr when absent.
   const Json* find(const std::string& key) const {
     if (kind_ != Kind::object) return nullptr;
@@ -92,6 +101,8 @@ class Json {
     return out;
   }
 
+  /// `x` as dump() writes it: an integer below 1e15 without exponent, otherwise 17 significant digits
+  /// (never locale-dependent).
   static std::string number_text(double x) {
     if (x == std::floor(x) && std::fabs(x) < 1e15 && !(x == 0.0 && std::signbit(x))) {  // -0 keeps its sign below
       std::ostringstream os;
@@ -142,7 +153,8 @@ class Json {
   static void quote(std::string& out, const std::string& s) {
     static const char* hex = "0123456789abcdef";
     out += '"';
-    for (unsigned char c : s) {
+    for (const char byte : s) {
+      const auto c = static_cast<unsigned char>(byte);  // a byte of UTF-8, 0 to 255
       if (c == '"')
         out += "\\\"";
       else if (c == '\\')

@@ -6,10 +6,14 @@
 // Reading accepts F64, F32, F16 and BF16 tensors and converts them to the caller's type. A reader
 // (of a file, or of bytes in memory: from_memory) validates the whole header when opened: sizes,
 // offsets, byte counts and shapes are checked against the file size with overflow-safe arithmetic,
-// so a malformed, truncated or hostile file raises file_error naming the tensor, never a crash.
+// so a malformed, truncated or hostile file raises file_error naming the tensor, never a crash. As in
+// the reference implementation, the tensors must tile the data section exactly: sorted by offset,
+// each starts where the one before it ends, the first at 0 and the last at the end of the file, so
+// tensors that overlap (or alias), leave gaps or leave trailing bytes are refused, naming the tensor.
 // Writing produces F32 (or F64) tensors, atomically.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -28,8 +32,10 @@
 
 namespace tokenformer::io {
 
+/// The element types this reader accepts, named as in a safetensors header.
 enum class DType { F64, F32, F16, BF16 };
 
+/// The header's name of `d`: "F64", "F32", "F16" or "BF16".
 inline const char* to_string(DType d) {
   switch (d) {
     case DType::F64: return "F64";
@@ -39,6 +45,7 @@ inline const char* to_string(DType d) {
   }
   return "?";
 }
+/// Bytes per element of `d`.
 inline std::size_t element_size(DType d) {
   switch (d) {
     case DType::F64: return 8;
@@ -85,10 +92,14 @@ inline float bfloat16_to_float(std::uint16_t b) {
 
 /// What the header says about one tensor.
 struct TensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  Shape shape;
-  std::uint64_t begin = 0, end = 0;  // byte offsets into the data section
+  std::string name;          ///< the tensor's name
+  DType dtype = DType::F32;  ///< its element type
+  Shape shape;               ///< its dimensions
+  ///@{
+  /// Byte offsets [begin, end) of its data: in the data section after the header for safetensors, in
+  /// the file for a torch checkpoint (TorchCheckpointReader).
+  std::uint64_t begin = 0, end = 0;
+  ///@}
 };
 
 namespace detail {
@@ -122,6 +133,7 @@ void decode_elements(DType dtype, const unsigned char* raw, std::size_t count, T
 /// An open safetensors file with a validated header. Tensor data is read on demand.
 class SafetensorsReader {
  public:
+  /// Opens `path` and validates its header; throws file_error naming the problem.
   explicit SafetensorsReader(const std::string& path)
       : SafetensorsReader(std::make_unique<std::ifstream>(path, std::ios::binary), path) {}
   /// Reads a safetensors file held in memory; `name` stands for the path in messages.
@@ -157,12 +169,13 @@ class SafetensorsReader {
       }
       tensors_.emplace(name, parse_entry(name, entry, data_size));
     }
+    check_layout(data_size);
   }
 
-  const std::string& path() const { return path_; }
-  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  const std::string& path() const { return path_; }                                   ///< the path, for messages
+  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }       ///< header entries, by name
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }    ///< the __metadata__ strings
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }  ///< whether it has `name`
 
   /// Header entry of `name`; throws file_error if the file has no such tensor.
   const TensorInfo& info(const std::string& name) const {
@@ -240,6 +253,40 @@ class SafetensorsReader {
     return t;
   }
 
+  /// The rule of the reference implementation (Hugging Face safetensors' Metadata::validate): sorted
+  /// by (begin, end), each tensor starts where the one before it ends, the first at 0, and the last
+  /// ends at the end of the data section. So no byte belongs to two tensors (no overlap, no alias)
+  /// and none to no tensor (no gap, no trailing data). Empty tensors may sit between others.
+  void check_layout(std::uint64_t data_size) const {
+    std::vector<const TensorInfo*> order;
+    order.reserve(tensors_.size());
+    for (const auto& entry : tensors_) order.push_back(&entry.second);
+    std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
+      return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+    });
+    const TensorInfo* previous = nullptr;
+    std::uint64_t end = 0;
+    for (const TensorInfo* t : order) {
+      const std::string what = path_ + ": tensor '" + t->name + "' starts at data byte " + std::to_string(t->begin);
+      if (t->begin < end)
+        throw file_error(what + ", inside tensor '" + previous->name + "' [" + std::to_string(previous->begin) + ", " +
+                         std::to_string(previous->end) + ") (tensors overlap)");
+      if (t->begin > end && previous == nullptr)
+        throw file_error(what + " but the data section starts at byte 0 (" + std::to_string(t->begin) +
+                         " bytes belong to no tensor)");
+      if (t->begin > end)
+        throw file_error(what + " but the tensor before it, '" + previous->name + "', ends at byte " +
+                         std::to_string(end) + " (" + std::to_string(t->begin - end) +
+                         " bytes between them belong to no tensor)");
+      previous = t;
+      end = t->end;
+    }
+    if (end != data_size)
+      throw file_error(path_ + ": the tensors end at data byte " + std::to_string(end) + " but the file holds " +
+                       std::to_string(data_size) + " data bytes (" + std::to_string(data_size - end) +
+                       " bytes belong to no tensor)");
+  }
+
   std::string path_;
   std::unique_ptr<std::istream> file_;  // the file, or the bytes of from_memory
   std::uint64_t data_start_ = 0;
@@ -273,6 +320,7 @@ class SafetensorsWriter {
       add(name, tensor.shape(), reinterpret_cast<const T*>(copy.data()));
     }
   }
+  /// Sets a __metadata__ string of the file to write.
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
   /// Writes the file; an existing file at `path` is replaced only once the new one is complete.

@@ -8,10 +8,12 @@
 // message saying so. Both readers validate the whole file when it is opened (see their headers), so
 // every error is a file_error naming the file.
 // convert_to_safetensors writes every tensor of a file of either format to a safetensors file as F32
-// (F64 stays F64), one tensor in memory at a time, atomically (io/atomic_file.hpp).
+// (F64 stays F64), one tensor in memory at a time, atomically (io/atomic_file.hpp); with
+// check_finite it refuses a tensor holding NaN or Inf, naming it and the element.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,13 +31,17 @@
 
 namespace tokenformer::io {
 
+/// The two weights formats: safetensors, or a torch.save checkpoint (pytorch_model.bin).
 enum class WeightsFormat { safetensors, torch };
 
+/// The format's name: "safetensors" or "torch".
 inline const char* to_string(WeightsFormat f) { return f == WeightsFormat::torch ? "torch" : "safetensors"; }
 
 /// A weights file of either format, opened and validated.
 class WeightsFile {
  public:
+  /// Opens `path`, a zip archive (torch checkpoint) or a safetensors file by its first bytes, and
+  /// validates it; throws file_error naming the problem.
   explicit WeightsFile(const std::string& path) {
     ByteSource source = ByteSource::open_file(path);
     const std::string magic =
@@ -57,8 +63,9 @@ class WeightsFile {
     return w;
   }
 
-  WeightsFormat format() const { return torch_ ? WeightsFormat::torch : WeightsFormat::safetensors; }
-  const std::string& path() const { return torch_ ? torch_->path() : safetensors_->path(); }
+  WeightsFormat format() const { return torch_ ? WeightsFormat::torch : WeightsFormat::safetensors; }  ///< the format
+  const std::string& path() const { return torch_ ? torch_->path() : safetensors_->path(); }           ///< for messages
+  /// Every tensor's entry, by name.
   const std::map<std::string, TensorInfo>& tensors() const {
     return torch_ ? torch_->tensors() : safetensors_->tensors();
   }
@@ -67,7 +74,7 @@ class WeightsFile {
     static const std::map<std::string, std::string> none;
     return torch_ ? none : safetensors_->metadata();
   }
-  bool contains(const std::string& name) const { return tensors().count(name) != 0; }
+  bool contains(const std::string& name) const { return tensors().count(name) != 0; }  ///< whether it has `name`
   /// The entry of `name`; throws file_error if the file has no such tensor.
   const TensorInfo& info(const std::string& name) const {
     return torch_ ? torch_->info(name) : safetensors_->info(name);
@@ -113,11 +120,32 @@ class WeightsFile {
   std::unique_ptr<TorchCheckpointReader> torch_;
 };
 
+namespace detail {
+/// "tensor 'name' element i (of n) is nan" (or inf, -inf): how a finite check names the first
+/// non-finite value of a tensor.
+inline std::string non_finite_text(const std::string& name, index_t index, index_t count, double value) {
+  const char* what = std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
+  return "tensor '" + name + "' element " + std::to_string(index) + " (of " + std::to_string(count) + ") is " + what;
+}
+/// Throws numeric_error "`source`: tensor 'name' element i (of n) is nan" for the first NaN or
+/// infinity of the `count` host values.
+template <class T>
+void require_finite_values(const T* values, std::size_t count, const std::string& name, const std::string& source) {
+  for (std::size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i]))
+      throw numeric_error(source + ": " +
+                          non_finite_text(name, static_cast<index_t>(i), static_cast<index_t>(count), values[i]));
+}
+}  // namespace detail
+
 /// Writes every tensor of `src_path` (safetensors or a torch checkpoint) to `dst_path` as safetensors:
 /// F32, or F64 for F64 tensors, in name order, with the metadata of a safetensors source and
 /// "format": "pt". The destination is replaced atomically, once complete; one tensor is in memory at a
-/// time. Throws file_error on any malformed source or write failure.
-inline void convert_to_safetensors(const std::string& src_path, const std::string& dst_path) {
+/// time. Throws file_error on any malformed source or write failure, and with `check_finite`,
+/// numeric_error naming the first tensor holding a NaN or an infinity (and its first such element),
+/// leaving the destination as it was.
+inline void convert_to_safetensors(const std::string& src_path, const std::string& dst_path,
+                                   bool check_finite = false) {
   WeightsFile src(src_path);
   Json::Object header;
   std::uint64_t offset = 0;
@@ -152,10 +180,12 @@ inline void convert_to_safetensors(const std::string& src_path, const std::strin
       if (info.dtype == DType::F64) {
         std::vector<double> values(count);
         src.read(name, info.shape, values.data());
+        if (check_finite) detail::require_finite_values(values.data(), count, name, src_path);
         sink.write(values.data(), count * sizeof(double));
       } else {
         std::vector<float> values(count);
         src.read(name, info.shape, values.data());
+        if (check_finite) detail::require_finite_values(values.data(), count, name, src_path);
         sink.write(values.data(), count * sizeof(float));
       }
     }

@@ -54,8 +54,8 @@ class ByteSource {
     return s;
   }
 
-  const std::string& name() const { return name_; }
-  std::uint64_t size() const { return size_; }
+  const std::string& name() const { return name_; }  ///< the path or name, for messages
+  std::uint64_t size() const { return size_; }       ///< length in bytes
   /// True when [offset, offset + count) lies within the source.
   bool contains(std::uint64_t offset, std::uint64_t count) const { return offset <= size_ && count <= size_ - offset; }
 
@@ -74,6 +74,7 @@ class ByteSource {
     file_->read(static_cast<char*>(out), static_cast<std::streamsize>(count));
     if (!*file_) throw file_error("cannot read " + what + " of " + name_ + " (file changed or truncated?)");
   }
+  /// The `count` bytes at `offset` as a string; throws file_error (naming `what`) as read() does.
   std::string read_string(std::uint64_t offset, std::size_t count, const std::string& what) {
     std::string s(count, '\0');
     read(offset, s.data(), count, what);
@@ -90,9 +91,9 @@ class ByteSource {
 
 /// One stored entry: its bytes are [offset, offset + size) of the archive.
 struct ZipEntry {
-  std::string name;
-  std::uint64_t offset = 0;
-  std::uint64_t size = 0;
+  std::string name;          ///< the entry's path in the archive
+  std::uint64_t offset = 0;  ///< first byte of its data in the archive
+  std::uint64_t size = 0;    ///< bytes of data
 };
 
 namespace detail {
@@ -110,7 +111,8 @@ inline std::uint64_t le64(const unsigned char* p) {
 inline std::string printable(const std::string& s) {
   static const char* const hex = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : s) {
+  for (const char byte : s) {
+    const auto c = static_cast<unsigned char>(byte);  // the byte, 0 to 255
     if (out.size() >= 200) return out + "...";
     if (c >= 0x20 && c < 0x7F && c != '\\') {
       out += static_cast<char>(c);

@@ -27,10 +27,12 @@
 
 #include "tokenformer/core/error.hpp"
 #include "tokenformer/core/rng.hpp"
+#include "tokenformer/core/span.hpp"
 #include "tokenformer/model/language_model.hpp"
 
 namespace tokenformer {
 
+/// How the next token is picked from the logits: temperature, top-k, top-p, context and stop token.
 struct SamplingOptions {
   double temperature = 0.8;      ///< divides the logits; 0 means greedy (argmax)
   index_t top_k = 0;             ///< keep only the k most likely tokens (0: all)
@@ -52,13 +54,15 @@ struct SamplingOptions {
   }
 };
 
-/// Picks the next token from one row of V logits. `ranked` is scratch of V entries (reused, so a
-/// caller that keeps it allocates nothing). Greedy: the first maximum. Otherwise softmax(logits / t)
-/// restricted to the top_k most likely, then to the smallest prefix whose probability reaches top_p,
-/// sampled with one uniform draw.
+/// Picks the next token from one row of V logits (`logits.size()` = V > 0). `ranked` is scratch of V entries (reused,
+/// so a caller that keeps it allocates nothing). Greedy: the first maximum. Otherwise softmax(logits / t) restricted to
+/// the top_k most likely, then to the smallest prefix whose probability reaches top_p, sampled with one uniform draw.
 template <class T>
-std::int32_t sample_token(const T* logits, index_t V, const SamplingOptions& options, Rng& rng,
+std::int32_t sample_token(Span<const T> row, const SamplingOptions& options, Rng& rng,
                           std::vector<std::pair<double, std::int32_t>>& ranked) {
+  const T* logits = row.data();
+  const index_t V = row.size();
+  if (V == 0) throw argument_error("sample_token needs at least one logit");
   if (options.temperature == 0.0) return static_cast<std::int32_t>(std::max_element(logits, logits + V) - logits);
   ranked.resize(static_cast<std::size_t>(V));
   for (index_t v = 0; v < V; ++v)
@@ -109,8 +113,8 @@ struct block_supports_kv_cache<Layer, T, Device,
 template <class Config, class Device, template <class, class> class Block>
 class Generator {
  public:
-  using Model = LanguageModel<Config, Device, Block>;
-  using T = typename Model::scalar;
+  using Model = LanguageModel<Config, Device, Block>;  ///< the model type it runs
+  using T = typename Model::scalar;                    ///< the model's scalar
   static_assert(block_supports_kv_cache<typename Model::Layer, T, Device>::value,
                 "Generator needs blocks with a SelfAttention member `attention` (TokenFormerLayer, "
                 "TransformerLayer); FIT recomputes instead (generate() does that)");
@@ -148,8 +152,8 @@ class Generator {
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
 
-  index_t rows() const { return state_.rows; }
-  index_t capacity() const { return state_.capacity; }
+  index_t rows() const { return state_.rows; }          ///< sequences the cache holds
+  index_t capacity() const { return state_.capacity; }  ///< positions per sequence
   /// Positions cached for sequence `row`.
   index_t length(index_t row) const { return state_.lengths.at(static_cast<std::size_t>(row)); }
   /// Forgets every cached position.
@@ -185,10 +189,13 @@ class Generator {
     return host_logits_;
   }
 
-  /// Feeds tokens[r] (one per sequence, all rows()) at each sequence's next position and returns the
-  /// logits there, [rows, V] row-major. Allocates nothing.
-  const std::vector<T>& step(const std::int32_t* tokens) {
-    run(tokens, 0, state_.rows, 1);
+  /// Feeds tokens[r] (one per sequence, rows() of them) at each sequence's next position and returns
+  /// the logits there, [rows, V] row-major. Allocates nothing. Throws shape_error for another count.
+  const std::vector<T>& step(Span<const std::int32_t> tokens) {
+    if (tokens.size() != state_.rows)
+      throw shape_error("step needs one token per sequence (" + std::to_string(state_.rows) + "), got " +
+                        std::to_string(tokens.size()));
+    run(tokens.data(), 0, state_.rows, 1);
     copy_logits(host_logits_.data(), state_.rows * model_.vocab_size());
     return host_logits_;
   }
@@ -211,7 +218,8 @@ class Generator {
                              std::to_string(length(first_row + b)) + " of " + std::to_string(state_.capacity) +
                              " positions and needs " + std::to_string(T_len) + " more");
     state_.first_row = first_row;
-    model_.forward_last(TensorView<T, Device>(logits_.data(), Shape{B, model_.vocab_size()}), tokens, B, T_len);
+    model_.forward_last(TensorView<T, Device>(logits_.data(), Shape{B, model_.vocab_size()}),
+                        Span<const std::int32_t>(tokens, B * T_len), B, T_len);
     for (index_t b = 0; b < B; ++b) state_.lengths[static_cast<std::size_t>(first_row + b)] += T_len;
   }
 
@@ -255,7 +263,7 @@ std::vector<std::vector<std::int32_t>> generate_batch(LanguageModel<Config, Devi
     bool any = false;
     for (index_t r = 0; r < rows; ++r) {
       if (done[static_cast<std::size_t>(r)]) continue;
-      const std::int32_t token = sample_token(logits + r * V, V, options, rng, ranked);
+      const std::int32_t token = sample_token(Span<const T>(logits + r * V, V), options, rng, ranked);
       next[static_cast<std::size_t>(r)] = token;
       produced[static_cast<std::size_t>(r)].push_back(token);
       if (on_token) on_token(r, token);
@@ -271,7 +279,7 @@ std::vector<std::vector<std::int32_t>> generate_batch(LanguageModel<Config, Devi
     for (auto& p : produced) p.reserve(static_cast<std::size_t>(count));
     Generator<Config, Device, Block> generator(model, rows, static_cast<index_t>(longest) + count);
     bool more = sample_all(generator.prefill(prompts).data());
-    while (more) more = sample_all(generator.step(next.data()).data());  // finished rows run along, unread
+    while (more) more = sample_all(generator.step(next).data());  // finished rows run along, unread
   } else {
     std::vector<std::vector<std::int32_t>> context(prompts);
     std::vector<T> all;

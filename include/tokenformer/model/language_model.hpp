@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "tokenformer/core/model_config.hpp"
 #include "tokenformer/core/parameter.hpp"
 #include "tokenformer/core/rng.hpp"
+#include "tokenformer/core/span.hpp"
 #include "tokenformer/core/tensor.hpp"
 #include "tokenformer/kernels/kernels.hpp"
 #include "tokenformer/layers/block.hpp"
@@ -39,14 +41,17 @@
 
 namespace tokenformer {
 
+/// A language model: token ids [B, T] -> embedding [B·T, C] -> blocks -> affine LayerNorm -> logits
+/// [B, T, V] through the tied embedding. Config is a static config (core/presets.hpp); Block the block
+/// type (default TokenFormerLayer; any type that layers/block.hpp accepts, or a body such as FitBody).
 template <class Config, class Device = cpu, template <class, class> class Block = TokenFormerLayer>
 class LanguageModel {
   static_assert(check_static_config<Config>(), "invalid static config");
 
  public:
-  using scalar = typename Config::scalar;
-  using T = scalar;
-  using Layer = Block<T, Device>;
+  using scalar = typename Config::scalar;  ///< Config::scalar, the type of parameters and logits
+  using T = scalar;                        ///< short for scalar
+  using Layer = Block<T, Device>;          ///< the block type on this scalar and device
   static_assert(kernels::check_device<Device, T>(), "see the message above: the device lacks a kernel");
   static_assert(check_block<Layer, T, Device>(), "see the message above: the block type lacks a member");
   /// True when Block is a whole body (one object, see the header comment).
@@ -75,8 +80,8 @@ class LanguageModel {
     share_scratch();
   }
 
-  // A copy gets scratch of its own (Pattention's copy drops the sharing), shared again among its
-  // Pattentions; a move keeps the original's.
+  /// A deep copy. A copy gets scratch of its own (Pattention's copy drops the sharing), shared again
+  /// among its Pattentions; a move keeps the original's.
   LanguageModel(const LanguageModel& other)
       : word_embeddings(other.word_embeddings),
         layers(other.layers),
@@ -86,7 +91,8 @@ class LanguageModel {
         device_(other.device_) {
     share_scratch();
   }
-  LanguageModel(LanguageModel&&) = default;
+  LanguageModel(LanguageModel&&) = default;  ///< takes other's parameters and scratch
+  /// Replaces this model with a deep copy of other (scratch of its own, as the copy constructor).
   LanguageModel& operator=(const LanguageModel& other) {
     if (this != &other) {
       LanguageModel copy(other);
@@ -94,8 +100,9 @@ class LanguageModel {
     }
     return *this;
   }
-  LanguageModel& operator=(LanguageModel&&) = default;
+  LanguageModel& operator=(LanguageModel&&) = default;  ///< takes other's parameters and scratch
 
+  /// The run-time config (token counts as of the last refresh_config_from_layers()).
   const ModelConfig& config() const { return config_; }
   /// Re-reads the token counts and pinned scales of the config from the layers' Pattentions (after
   /// growth), by role: per layer (ModelConfig::per_layer) where the layers differ. A role that a
@@ -125,16 +132,16 @@ class LanguageModel {
     }
     config_.set_layers(tokens);
   }
-  index_t vocab_size() const { return word_embeddings.value.dim(0); }
+  index_t vocab_size() const { return word_embeddings.value.dim(0); }  ///< V, rows of the embedding
   /// The config's layers: blocks of a stack, units of a body.
   index_t layer_count() const { return config_.num_layers; }
-  index_t hidden_size() const { return config_.hidden_size; }
-  const Device& device() const { return device_; }
+  index_t hidden_size() const { return config_.hidden_size; }  ///< C
+  const Device& device() const { return device_; }             ///< the device the parameters are on
 
-  Parameter<T, Device> word_embeddings;    // (V, C), also the output head
-  std::vector<Layer> layers;               // num_layers blocks, or one body
-  Parameter<T, Device> final_norm_weight;  // (C)
-  Parameter<T, Device> final_norm_bias;    // (C)
+  Parameter<T, Device> word_embeddings;    ///< (V, C), also the output head
+  std::vector<Layer> layers;               ///< num_layers blocks, or one body
+  Parameter<T, Device> final_norm_weight;  ///< (C) the final LayerNorm's weight
+  Parameter<T, Device> final_norm_bias;    ///< (C) the final LayerNorm's bias
 
   /// Visits (official name, Parameter&) of every parameter.
   template <class Visitor>
@@ -205,37 +212,45 @@ class LanguageModel {
   void enable_training() {
     for_each_parameter([](const std::string&, Parameter<T, Device>& p) { p.enable_training(); });
   }
+  /// Sets every parameter's gradient to zero: forward_backward adds to the gradients, so a training
+  /// step starts with this (Trainer does it).
   void zero_grad() {
     for_each_parameter([](const std::string&, Parameter<T, Device>& p) { p.zero_grad(); });
   }
 
-  /// logits[b, t, :] for token ids [B, T] given in host memory (row-major). Throws argument_error for
-  /// an id outside [0, V) and shape_error if logits is not [B, T, V] or [B*T, V].
-  void forward(TensorView<T, Device> logits, const std::int32_t* tokens, index_t B, index_t T_len) {
-    const index_t M = B * T_len, V = vocab_size();
-    if (logits.size() != M * V || logits.cols() != V)
+  /// logits[b, t, :] for the B*T token ids `tokens` [B, T] (host memory, row-major). Throws
+  /// shape_error unless tokens holds B*T ids (B, T > 0) and logits is [B, T, V] or [B*T, V], and
+  /// argument_error for an id outside [0, V).
+  void forward(TensorView<T, Device> logits, Span<const std::int32_t> tokens, index_t B, index_t T_len) {
+    const index_t M = expect_sequences(tokens, B, T_len, "forward"), V = vocab_size();
+    if (logits.size() != checked_product(M, V, "forward: logits") || logits.cols() != V)
       throw shape_error("logits have shape " + logits.shape().str() + ", expected [" + std::to_string(B) + ", " +
                         std::to_string(T_len) + ", " + std::to_string(V) + "]");
-    forward_to_logits(logits.data(), tokens, B, T_len);
+    forward_to_logits(logits.data(), tokens.data(), B, T_len);
   }
 
-  /// Convenience: returns logits [B, T, V] for `tokens` (B*T ids, row-major).
-  Tensor<T, Device> forward(const std::vector<std::int32_t>& tokens, index_t B, index_t T_len) {
-    if (static_cast<index_t>(tokens.size()) != B * T_len)
-      throw shape_error("got " + std::to_string(tokens.size()) + " token ids for B*T = " + std::to_string(B * T_len));
+  /// Convenience: returns logits [B, T, V] for `tokens` (B*T ids, row-major); checks as above.
+  Tensor<T, Device> forward(Span<const std::int32_t> tokens, index_t B, index_t T_len) {
+    expect_sequences(tokens, B, T_len, "forward");
     Tensor<T, Device> logits(Shape{B, T_len, vocab_size()}, device_);
-    forward(logits, tokens.data(), B, T_len);
+    forward(logits, tokens, B, T_len);
     return logits;
   }
+  /// Convenience for a braced list of ids: `model.forward({1, 2, 3, 4}, 1, 4)`.
+  Tensor<T, Device> forward(std::initializer_list<std::int32_t> tokens, index_t B, index_t T_len) {
+    return forward(Span<const std::int32_t>(tokens.begin(), static_cast<index_t>(tokens.size())), B, T_len);
+  }
 
-  /// logits[b, :] of the last position of each of B sequences of T ids (host, row-major) into
-  /// `logits` [B, V]: the final norm and the output head run on those B rows only (generation).
-  void forward_last(TensorView<T, Device> logits, const std::int32_t* tokens, index_t B, index_t T_len) {
+  /// logits[b, :] of the last position of each of B sequences of T ids (host, row-major, B*T of
+  /// them) into `logits` [B, V]: the final norm and the output head run on those B rows only
+  /// (generation). Checks as forward.
+  void forward_last(TensorView<T, Device> logits, Span<const std::int32_t> tokens, index_t B, index_t T_len) {
+    expect_sequences(tokens, B, T_len, "forward_last");
     const index_t C = config_.hidden_size, V = vocab_size();
-    if (logits.size() != B * V || logits.cols() != V)
+    if (logits.size() != checked_product(B, V, "forward_last: logits") || logits.cols() != V)
       throw shape_error("last-position logits have shape " + logits.shape().str() + ", expected [" + std::to_string(B) +
                         ", " + std::to_string(V) + "]");
-    forward_hidden(tokens, B, T_len);
+    forward_hidden(tokens.data(), B, T_len);
     const T* hidden = residuals_[layers.size()].data();
     last_hidden_.resize(Shape{B, C});
     if (T_len == 1) {
@@ -253,31 +268,40 @@ class LanguageModel {
     kernels::gemm(device_, logits.data(), V, normed_.data(), C, false, word_embeddings.value.data(), C, true, B, V, C);
   }
 
-  /// Mean loss over positions whose target is not −1, without gradients (for evaluation).
-  double loss(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len) {
-    const index_t M = B * T_len, V = vocab_size();
-    const index_t counted = count_targets(targets, M, "loss");
+  /// Mean loss over positions whose target is not −1, without gradients (for evaluation). `tokens`
+  /// and `targets` are [B, T] (host, row-major); checks as forward_backward.
+  double loss(Span<const std::int32_t> tokens, Span<const std::int32_t> targets, index_t B, index_t T_len) {
+    const index_t M = expect_sequences(tokens, B, T_len, "loss"), V = vocab_size();
+    expect_sequences(targets, B, T_len, "loss: targets");
+    const index_t counted = count_targets(targets.data(), M, "loss");
     logits_.resize(Shape{M, V});
-    forward_to_logits(logits_.data(), tokens, B, T_len);
+    forward_to_logits(logits_.data(), tokens.data(), B, T_len);
     target_ids_.resize(Shape{M});
-    target_ids_.copy_from_host(targets);
+    target_ids_.copy_from_host(targets.data());
     const double total = kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
                                                                  target_ids_.data(), M, V, 0.0);
     return total / static_cast<double>(counted);
   }
 
-  /// One training forward and backward pass. `targets` [B, T] (host) holds the id to predict at each
-  /// position, or −1 to skip it. Returns the mean loss over counted positions and adds
-  /// grad_scale · d(mean loss)/dθ to every parameter's gradient (grad_scale < 1 for accumulation).
-  double forward_backward(const std::int32_t* tokens, const std::int32_t* targets, index_t B, index_t T_len,
+  /// One training forward and backward pass over `tokens` [B, T] (host, row-major). `targets` [B, T]
+  /// holds the id to predict at each position, or −1 to skip it (for next-token training, targets
+  /// are the tokens shifted left by one, −1 at the end). Returns the mean loss over counted positions
+  /// and ADDS grad_scale · d(mean loss)/dθ to every parameter's gradient: call zero_grad() before
+  /// each step (or accumulate on purpose, with grad_scale = 1/steps). Throws shape_error unless both
+  /// spans hold B*T ids, argument_error for an id outside the vocabulary (targets: or −1), no
+  /// counted target, or a non-finite grad_scale.
+  double forward_backward(Span<const std::int32_t> tokens, Span<const std::int32_t> targets, index_t B, index_t T_len,
                           double grad_scale = 1.0) {
-    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
-    const index_t counted = count_targets(targets, M, "forward_backward");
+    const index_t M = expect_sequences(tokens, B, T_len, "forward_backward"), C = config_.hidden_size, V = vocab_size();
+    expect_sequences(targets, B, T_len, "forward_backward: targets");
+    if (!std::isfinite(grad_scale))
+      throw argument_error("forward_backward: grad_scale must be finite, got " + std::to_string(grad_scale));
+    const index_t counted = count_targets(targets.data(), M, "forward_backward");
     if (!word_embeddings.training_enabled()) enable_training();
     logits_.resize(Shape{M, V});
-    forward_to_logits(logits_.data(), tokens, B, T_len);
+    forward_to_logits(logits_.data(), tokens.data(), B, T_len);
     target_ids_.resize(Shape{M});
-    target_ids_.copy_from_host(targets);
+    target_ids_.copy_from_host(targets.data());
     // loss and d_logits, in place of the logits                                        (B*T, V)
     const double total =
         kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr), target_ids_.data(),
@@ -336,8 +360,7 @@ class LanguageModel {
 
   /// Embedding and every block: the last block's output is residuals_[L] (B*T, C).
   void forward_hidden(const std::int32_t* tokens, index_t B, index_t T_len) {
-    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
-    if (B <= 0 || T_len <= 0) throw shape_error("forward needs B > 0 and T > 0");
+    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();  // checked by the callers
     for (index_t i = 0; i < M; ++i)
       if (tokens[i] < 0 || tokens[i] >= V)
         throw argument_error("token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +

@@ -21,15 +21,19 @@ namespace tokenformer {
 
 /// The official TokenFormer recipe: lr 6e-4, betas 0.9/0.95, eps 1e-8, weight decay 0.1.
 struct AdamWOptions {
-  double lr = 6e-4;
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double eps = 1e-8;
-  double weight_decay = 0.1;
+  double lr = 6e-4;           ///< the rate of step(model); step(model, lr) and Trainer's schedule pass their own
+  double beta1 = 0.9;         ///< decay of the first moment, in [0, 1)
+  double beta2 = 0.95;        ///< decay of the second moment, in [0, 1)
+  double eps = 1e-8;          ///< added to √v in the denominator, > 0
+  double weight_decay = 0.1;  ///< decoupled decay (p -= lr · weight_decay · p), >= 0
 };
 
+/// AdamW with decoupled weight decay over every parameter a model visits; the moments live in each
+/// Parameter, the step count here.
 class AdamW {
  public:
+  /// Throws config_error for betas outside [0, 1), eps <= 0, a negative weight decay or learning rate,
+  /// or a non-finite value.
   explicit AdamW(AdamWOptions options = {}) : options_(options) {
     if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1))
       throw config_error("AdamW betas must be in [0, 1)");
@@ -40,14 +44,22 @@ class AdamW {
       throw config_error("AdamW's learning rate must be finite and >= 0, got " + std::to_string(options.lr));
   }
 
-  const AdamWOptions& options() const { return options_; }
+  const AdamWOptions& options() const { return options_; }  ///< the hyperparameters
   /// Number of steps taken (the bias corrections use it).
   long step_count() const { return step_; }
-  void set_step_count(long step) { step_ = step; }
+  void set_step_count(long step) { step_ = step; }  ///< restores the count (from a training checkpoint)
+
+  /// One update at the options' learning rate, options().lr (a constant rate; step(model, lr) takes a
+  /// scheduled one).
+  template <class Model>
+  void step(Model& model) {
+    step(model, options_.lr);
+  }
 
   /// One update of every trainable parameter of `model` from its gradient, with learning rate
-  /// lr · lr_scale of the parameter (Parameter::lr_scale, normally 1). The parameters of one lr_scale
-  /// go to one fused kernel call (adamw_step_many: a single launch on the GPU).
+  /// `lr` (this step's, e.g. from a schedule: it overrides options().lr) times the parameter's
+  /// lr_scale (Parameter::lr_scale, normally 1). The parameters of one lr_scale go to one fused
+  /// kernel call (adamw_step_many: a single launch on the GPU).
   template <class Model>
   void step(Model& model, double lr) {
     if (!(lr >= 0) || !std::isfinite(lr))

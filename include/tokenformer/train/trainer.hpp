@@ -25,19 +25,21 @@
 
 namespace tokenformer {
 
+/// The settings of a training run: batch shape, steps, optimizer, schedule, clipping, validation, seed.
 struct TrainerOptions {
-  std::int64_t batch_size = 32;
-  std::int64_t sequence_length = 128;
-  long steps = 1000;           ///< total optimizer steps
-  int accumulation_steps = 1;  ///< micro-batches per optimizer step
-  AdamWOptions adamw{};        ///< adamw.lr is the peak learning rate
-  double min_lr = 6e-5;        ///< the cosine schedule ends here
-  long warmup_steps = 100;
-  double clip_norm = 1.0;         ///< global gradient norm limit (0: no clipping)
-  long eval_every = 100;          ///< validation every N steps (and after the last); 0: never
-  std::int64_t eval_batches = 8;  ///< validation batches (fixed for the whole run)
-  std::uint64_t seed = 1234;
+  std::int64_t batch_size = 32;        ///< B, sequences per micro-batch
+  std::int64_t sequence_length = 128;  ///< T, tokens per sequence
+  long steps = 1000;                   ///< total optimizer steps
+  int accumulation_steps = 1;          ///< micro-batches per optimizer step
+  AdamWOptions adamw{};                ///< adamw.lr is the peak learning rate
+  double min_lr = 6e-5;                ///< the cosine schedule ends here
+  long warmup_steps = 100;             ///< steps of the schedule's linear warmup
+  double clip_norm = 1.0;              ///< global gradient norm limit (0: no clipping)
+  long eval_every = 100;               ///< validation every N steps (and after the last); 0: never
+  std::int64_t eval_batches = 8;       ///< validation batches (fixed for the whole run)
+  std::uint64_t seed = 1234;           ///< seeds the training batches' Rng
 
+  /// Throws config_error for a size or count <= 0, or a negative warmup, eval_every or clip_norm.
   void validate() const {
     if (batch_size <= 0 || sequence_length <= 0 || steps <= 0 || accumulation_steps <= 0 || eval_batches <= 0)
       throw config_error("trainer sizes must be positive");
@@ -50,15 +52,19 @@ struct StepRecord {
   long step = 0;                                                      ///< 1-based number of this step
   double loss = 0;                                                    ///< mean training loss over its micro-batches
   double validation_loss = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not evaluated
-  double lr = 0;
-  double gradient_norm = 0;      ///< before clipping
-  double tokens_per_second = 0;  ///< of this step
-  double elapsed_seconds = 0;    ///< since the trainer started (or resumed)
+  double lr = 0;                                                      ///< the learning rate it used
+  double gradient_norm = 0;                                           ///< before clipping
+  double tokens_per_second = 0;                                       ///< of this step
+  double elapsed_seconds = 0;                                         ///< since the trainer started (or resumed)
 };
 
+/// The training loop over a model and a corpus (see the header comment); the model and the corpus
+/// must outlive the trainer.
 template <class Model>
 class Trainer {
  public:
+  /// Validates the options (config_error), draws the fixed validation batches and enables training
+  /// on the model.
   Trainer(Model& model, const TextCorpus& corpus, TrainerOptions options)
       : model_(model), corpus_(corpus), options_(options), optimizer_(options.adamw), data_rng_(options.seed) {
     options_.validate();
@@ -71,11 +77,11 @@ class Trainer {
     start_ = std::chrono::steady_clock::now();
   }
 
-  long step() const { return step_; }
-  bool done() const { return step_ >= options_.steps; }
-  const TrainerOptions& options() const { return options_; }
-  const std::vector<StepRecord>& history() const { return history_; }
-  AdamW& optimizer() { return optimizer_; }
+  long step() const { return step_; }                                  ///< optimizer steps taken
+  bool done() const { return step_ >= options_.steps; }                ///< whether options().steps were taken
+  const TrainerOptions& options() const { return options_; }           ///< the options
+  const std::vector<StepRecord>& history() const { return history_; }  ///< one record per step this trainer took
+  AdamW& optimizer() { return optimizer_; }                            ///< the optimizer
   /// Tokens consumed per optimizer step.
   std::int64_t tokens_per_step() const {
     return options_.batch_size * options_.sequence_length * options_.accumulation_steps;
@@ -88,8 +94,8 @@ class Trainer {
     double loss = 0.0;
     for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
       const Batch batch = corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length);
-      loss += model_.forward_backward(batch.tokens.data(), batch.targets.data(), batch.batch_size,
-                                      batch.sequence_length, 1.0 / options_.accumulation_steps);
+      loss += model_.forward_backward(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length,
+                                      1.0 / options_.accumulation_steps);
     }
     loss /= options_.accumulation_steps;
     StepRecord record;
@@ -115,7 +121,7 @@ class Trainer {
   double evaluate() {
     double total = 0.0;
     for (const auto& batch : validation_)
-      total += model_.loss(batch.tokens.data(), batch.targets.data(), batch.batch_size, batch.sequence_length);
+      total += model_.loss(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length);
     return total / static_cast<double>(validation_.size());
   }
 

@@ -18,13 +18,14 @@
 
 namespace tokenformer {
 
+/// What run_training reports (and writes as JSON).
 struct TrainingRunSummary {
-  double final_train_loss = NAN;
-  double final_validation_loss = NAN;
-  long steps = 0;
-  long long tokens_seen = 0;
-  double tokens_per_second = 0;  ///< mean over the steps of this run, first step excluded
-  double seconds = 0;            ///< wall time of this run
+  double final_train_loss = NAN;       ///< the last step's training loss (NaN without steps)
+  double final_validation_loss = NAN;  ///< the validation loss of the final model
+  long steps = 0;                      ///< optimizer steps taken, resumed ones included
+  long long tokens_seen = 0;           ///< steps · tokens per step
+  double tokens_per_second = 0;        ///< mean over the steps of this run, first step excluded
+  double seconds = 0;                  ///< wall time of this run
 };
 
 /// Trains until trainer.done(), writing into `out_dir`: checkpoint.safetensors (after each
@@ -48,7 +49,7 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
     }
     const bool evaluated = !std::isnan(r.validation_loss);
     if (evaluated) last_validation = r.validation_loss;
-    const double rate = measured ? rate_sum / measured : r.tokens_per_second;
+    const double rate = measured ? rate_sum / static_cast<double>(measured) : r.tokens_per_second;
     const double eta = static_cast<double>(total - r.step) * static_cast<double>(trainer.tokens_per_step()) / rate;
     char line[256];
     std::snprintf(line, sizeof line, "step %5ld/%ld  loss %.4f  val %.4f  lr %.2e  %7.0f tok/s  ETA %s", r.step, total,
@@ -78,7 +79,7 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
                                 : trainer.evaluate();
   s.steps = trainer.step();
   s.tokens_seen = static_cast<long long>(trainer.step()) * trainer.tokens_per_step();
-  s.tokens_per_second = measured ? rate_sum / measured : 0.0;
+  s.tokens_per_second = measured ? rate_sum / static_cast<double>(measured) : 0.0;
   s.seconds = trainer.history().empty() ? 0.0 : trainer.history().back().elapsed_seconds;
   if (!summary_json.empty()) {
     char json[512];
@@ -93,11 +94,17 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
 
 /// A run's validation loss against its training FLOPs, for comparing runs at equal compute.
 struct ComputeCurve {
-  std::vector<double> flops, validation;  ///< before the first step, then after every evaluation
+  ///@{
+  /// Training FLOPs and validation loss: before the first step, then after every evaluation.
+  std::vector<double> flops, validation;
+  ///@}
+  ///@{
+  /// The validation loss before the first step and after the last.
   double first_validation = NAN, final_validation = NAN;
-  double flops_per_step = 0;
+  ///@}
+  double flops_per_step = 0;    ///< the training FLOPs of one step, as given to run_compute_curve
   double seconds_per_step = 0;  ///< the median step (robust to a slow moment)
-  long steps = 0;
+  long steps = 0;               ///< the trainer's step count at the end
 };
 
 /// Trains until trainer.done(), showing a progress line labelled `label`, and records the validation
