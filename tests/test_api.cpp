@@ -22,65 +22,9 @@
 
 using namespace tokenformer;
 
-// ---- an allocator that fails on request ----------------------------------------------------------
-// glibc lets a program define malloc and friends; these forward to glibc's own (__libc_*) unless a
-// failure is armed: then the `fail_at`-th allocation from now returns null (operator new throws
-// std::bad_alloc, Tensor's aligned_alloc returns null and Tensor throws it). Under AddressSanitizer,
-// which replaces malloc itself, the failure cannot be injected and the test says so.
-#if defined(__SANITIZE_ADDRESS__)
-#define TOKENFORMER_FAIL_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TOKENFORMER_FAIL_MALLOC 0
-#endif
-#endif
-#if !defined(TOKENFORMER_FAIL_MALLOC)
-#if defined(__GLIBC__)
-#define TOKENFORMER_FAIL_MALLOC 1
-#else
-#define TOKENFORMER_FAIL_MALLOC 0
-#endif
-#endif
-
-namespace {
-std::atomic<long> countdown{-1};  // -1: never fail; n >= 0: the allocation after n more succeeds fails
-std::atomic<long> failures{0};
-inline bool fail_now() {
-  long n = countdown.load(std::memory_order_relaxed);
-  if (n < 0) return false;
-  countdown.store(n - 1, std::memory_order_relaxed);
-  if (n != 0) return false;
-  failures.fetch_add(1, std::memory_order_relaxed);
-  return true;
-}
-}  // namespace
-
-#if TOKENFORMER_FAIL_MALLOC
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void __libc_free(void*);
-void* malloc(std::size_t size) noexcept { return fail_now() ? nullptr : __libc_malloc(size); }
-void* calloc(std::size_t count, std::size_t size) noexcept { return fail_now() ? nullptr : __libc_calloc(count, size); }
-void* realloc(void* p, std::size_t size) noexcept { return fail_now() ? nullptr : __libc_realloc(p, size); }
-void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  return fail_now() ? nullptr : __libc_memalign(alignment, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  return fail_now() ? nullptr : __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  if (fail_now()) return ENOMEM;
-  void* p = __libc_memalign(alignment, size);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void free(void* p) noexcept { __libc_free(p); }
-}
-#endif
+// ---- an allocator that fails on request (malloc_hooks: the fail_countdown-th request from now) -----
+#include "malloc_hooks.hpp"
+using malloc_hooks::failures;
 
 namespace {
 
@@ -214,7 +158,7 @@ TEST_CASE("a Generator's step takes one token per sequence, and sample_token a n
 }
 
 TEST_CASE("grow keeps the model as it was when any allocation fails midway", "[api][growth][strong]") {
-#if TOKENFORMER_FAIL_MALLOC
+#if TOKENFORMER_MALLOC_HOOKS
   Model model = random_model(5);
   model.enable_training();
   const auto before = logits_of(model);
@@ -229,13 +173,13 @@ TEST_CASE("grow keeps the model as it was when any allocation fails midway", "[a
     INFO("the allocation after " << n << " successful ones fails");
     failures = 0;
     bool threw = false;
-    countdown = n;
+    malloc_hooks::fail_countdown = n;
     try {
       grow(model, spec);
     } catch (const std::bad_alloc&) {
       threw = true;
     }
-    countdown = -1;
+    malloc_hooks::fail_countdown = -1;
     if (failures == 0) {  // grow made fewer than n + 1 allocations: it completed
       REQUIRE(!threw);
       break;

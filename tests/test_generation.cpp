@@ -24,68 +24,9 @@
 using namespace tokenformer;
 
 // ---- a counting allocator: every malloc-family call of the process, while counting is on ----------
-// glibc lets a program define malloc and friends; these forward to glibc's own (__libc_*). Under
-// AddressSanitizer (which replaces malloc itself) the count is not available and the test says so.
-#if defined(__SANITIZE_ADDRESS__)
-#define TOKENFORMER_COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TOKENFORMER_COUNT_MALLOC 0
-#endif
-#endif
-#if !defined(TOKENFORMER_COUNT_MALLOC)
-#if defined(__GLIBC__)
-#define TOKENFORMER_COUNT_MALLOC 1
-#else
-#define TOKENFORMER_COUNT_MALLOC 0
-#endif
-#endif
-
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> allocations{0};
-inline void count_one() {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-#if TOKENFORMER_COUNT_MALLOC
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void __libc_free(void*);
-void* malloc(std::size_t size) noexcept {
-  count_one();
-  return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept {
-  count_one();
-  return __libc_calloc(count, size);
-}
-void* realloc(void* p, std::size_t size) noexcept {
-  count_one();
-  return __libc_realloc(p, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  count_one();
-  return __libc_memalign(alignment, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  count_one();
-  return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  count_one();
-  void* p = __libc_memalign(alignment, size);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void free(void* p) noexcept { __libc_free(p); }
-}
-#endif
+#include "malloc_hooks.hpp"
+using malloc_hooks::allocations;
+using malloc_hooks::counting;
 
 namespace {
 
@@ -168,7 +109,7 @@ TEST_CASE("greedy KV-cache generation picks the recompute's argmax at every step
 }
 
 TEST_CASE("after prefill, a decode step allocates nothing", "[generation][allocation]") {
-#if !TOKENFORMER_COUNT_MALLOC
+#if !TOKENFORMER_MALLOC_HOOKS
   WARN("not checked in this build: malloc cannot be counted (AddressSanitizer replaces it, or not glibc)");
 #else
   // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536), and where

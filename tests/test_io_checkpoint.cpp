@@ -9,85 +9,23 @@ using namespace tokenformer;
 using namespace io_test;
 
 // ---- the largest single allocation while watching: every malloc-family call of the process --------
-// glibc lets a program define malloc and friends; these forward to glibc's own (__libc_*), as in
-// test_generation.cpp. Under AddressSanitizer (which replaces malloc itself) it is not measured.
-#if defined(__SANITIZE_ADDRESS__)
-#define TOKENFORMER_WATCH_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TOKENFORMER_WATCH_MALLOC 0
-#endif
-#endif
-#if !defined(TOKENFORMER_WATCH_MALLOC)
-#if defined(__GLIBC__)
-#define TOKENFORMER_WATCH_MALLOC 1
-#else
-#define TOKENFORMER_WATCH_MALLOC 0
-#endif
-#endif
+#include "malloc_hooks.hpp"
 
 namespace {
-std::atomic<bool> watching{false};
-std::atomic<std::size_t> largest_request{0};
-inline void note_request(std::size_t bytes) {
-  if (!watching.load(std::memory_order_relaxed)) return;
-  std::size_t seen = largest_request.load(std::memory_order_relaxed);
-  while (bytes > seen && !largest_request.compare_exchange_weak(seen, bytes, std::memory_order_relaxed)) {
-  }
-}
-
 /// Watches the allocations of its lifetime; largest() is the largest single request (in bytes).
 class AllocationWatch {
  public:
   AllocationWatch() {
-    largest_request = 0;
-    watching = true;
+    malloc_hooks::largest_request = 0;
+    malloc_hooks::watching = true;
   }
-  ~AllocationWatch() { watching = false; }
+  ~AllocationWatch() { malloc_hooks::watching = false; }
   AllocationWatch(const AllocationWatch&) = delete;
   AllocationWatch& operator=(const AllocationWatch&) = delete;
-  std::size_t largest() const { return largest_request.load(); }
-  static constexpr bool available = TOKENFORMER_WATCH_MALLOC != 0;
+  std::size_t largest() const { return malloc_hooks::largest_request.load(); }
+  static constexpr bool available = malloc_hooks::available;
 };
 }  // namespace
-
-#if TOKENFORMER_WATCH_MALLOC
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void __libc_free(void*);
-void* malloc(std::size_t size) noexcept {
-  note_request(size);
-  return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept {
-  note_request(count * size);
-  return __libc_calloc(count, size);
-}
-void* realloc(void* p, std::size_t size) noexcept {
-  note_request(size);
-  return __libc_realloc(p, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  note_request(size);
-  return __libc_memalign(alignment, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  note_request(size);
-  return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  note_request(size);
-  void* p = __libc_memalign(alignment, size);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void free(void* p) noexcept { __libc_free(p); }
-}
-#endif
 
 // ================================================================================================
 // Checkpoints

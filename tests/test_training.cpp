@@ -1,6 +1,7 @@
 // Training: AdamW against torch, schedule, clipping, NaN detection, data, checkpoints and exact resume.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -190,6 +191,15 @@ TEST_CASE("Training reduces the loss, and resuming from a checkpoint reproduces 
                     Catch::Contains("mlp.key_param_tokens' has shape [32, 32], expected [48, 32]"));
   CHECK(std::vector<float>(embedding.data(), embedding.data() + embedding.size()) == embedding_before);
   CHECK(wrong.step() == 0);
+  // A checkpoint beyond the run's steps is refused before anything is loaded.
+  TrainerOptions fewer = options;
+  fewer.steps = 3;
+  Model third_model;
+  Trainer<Model> third(third_model, corpus, fewer);
+  CHECK_THROWS_WITH(third.resume(checkpoint), Catch::Contains("beyond the 3 steps of this run"));
+  const auto& third_embedding = third_model.word_embeddings.value;
+  CHECK(std::all_of(third_embedding.data(), third_embedding.data() + third_embedding.size(),
+                    [](float x) { return x == 0.0f; }));
   std::remove(checkpoint.c_str());
   std::remove(corpus_path.c_str());
 }

@@ -131,10 +131,12 @@ class Trainer {
   }
   /// Continues from a checkpoint written by save(); the next step is the one after the saved step.
   void resume(const std::string& path) {
-    const auto state = io::load_training_checkpoint(path, model_, optimizer_);
-    if (state.step > options_.steps)
-      throw config_error("checkpoint is at step " + std::to_string(state.step) + ", beyond the " +
+    io::SafetensorsReader file(path);
+    const long step = io::detail::metadata_integer(file, "tokenformer.step");
+    if (step > options_.steps)  // checked before anything is loaded: a refused resume changes nothing
+      throw config_error("checkpoint is at step " + std::to_string(step) + ", beyond the " +
                          std::to_string(options_.steps) + " steps of this run");
+    const auto state = io::load_training_checkpoint(file, model_, optimizer_);
     step_ = state.step;
     data_rng_.set_state(state.data_rng);
   }
