@@ -38,6 +38,11 @@
 //       GPT-NeoX BPE (tokenizer.json): ids comma-separated on one line, or the text.
 //   tokenformer-cli convert (--weights IN | --model DIR) --out OUT.safetensors
 //       Writes every tensor of a pytorch_model.bin (or safetensors) file as F32 safetensors.
+//   tokenformer-cli export-c (--model DIR | --config C.json --weights W) --out MODEL_DATA.hpp [--int8]
+//                            [--context N] [--name NAME]
+//       Writes a header for firmware (embedded/export.hpp): NAME::config (static sizes, max_context N)
+//       and NAME::weights, constexpr arrays for tokenformer::embedded::StaticModel (float, or int8 with
+//       a float scale per 32 values).
 //
 // Wherever a command takes --config and --weights, --model DIR (a hub directory: config.json and
 // model.safetensors or pytorch_model.bin) may replace them, and the weights may be a .bin file.
@@ -64,6 +69,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tokenformer/embedded/export.hpp"
 #include "tokenformer/tokenformer.hpp"
 #if TOKENFORMER_HAVE_TOKENIZER
 #include "tokenformer/tokenizer/bpe_tokenizer.hpp"
@@ -109,6 +115,11 @@ const char* usage_text =
     "      print the text of the ids\n"
     "  convert (--weights IN.bin | --model DIR) --out OUT.safetensors\n"
     "      write every tensor of a pytorch_model.bin (or safetensors) file as F32 safetensors\n"
+    "  export-c (--model DIR | --config C.json --weights W) --out MODEL_DATA.hpp [--int8] [--context N]\n"
+    "           [--name NAME]\n"
+    "      write a C++ header for firmware: the static config struct NAME::config (max_context N, default\n"
+    "      256) and the weights as constexpr arrays (float, or int8 with a scale per 32 values) for\n"
+    "      tokenformer::embedded::StaticModel (include/tokenformer/embedded/static_model.hpp)\n"
     "\n"
     "configs with \"architecture\": \"fit\" select the FIT body in every command, \"transformer\" the plain\n"
     "Transformer baseline (Linear layers; grow has nothing to grow there). --model DIR (config.json and\n"
@@ -422,6 +433,27 @@ int command_init(int argc, char** argv) {
   });
 }
 
+int command_export_c(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  const bool int8 = take_flag(args, "--int8");
+  const auto options = parse_options(static_cast<int>(args.size()), args.data(),
+                                     {"model", "config", "weights", "out", "context", "name"}, {"out"});
+  embedded::CHeaderOptions header;
+  header.int8 = int8;
+  if (options.count("context")) header.max_context = parse_positive(options, "context", 1);
+  if (options.count("name")) header.name = options.at("name");
+  const auto [config_path, weights_path] = model_paths(options);
+  header.source = weights_path;
+  return with_loaded_model(config_path, weights_path, [&](auto& model) {
+    const std::string text = embedded::c_header(model, header);
+    io::write_file_atomically(options.at("out"), [&](io::FileSink& sink) { sink.write(text.data(), text.size()); });
+    std::cerr << "wrote " << options.at("out") << ": " << model.parameter_count() << " parameters as "
+              << (int8 ? "int8" : "float") << ", max_context " << header.max_context << ", namespace " << header.name
+              << "\n";
+    return 0;
+  });
+}
+
 #if TOKENFORMER_HAVE_TOKENIZER
 BpeTokenizer load_tokenizer(const std::string& path) { return BpeTokenizer::from_file(path); }
 #else
@@ -634,6 +666,7 @@ int main(int argc, char** argv) {
     if (command == "tokenize") return command_tokenize(argc, argv);
     if (command == "detokenize") return command_detokenize(argc, argv);
     if (command == "convert") return command_convert(argc, argv);
+    if (command == "export-c") return command_export_c(argc, argv);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "tokenformer-cli: " << e.what() << "\n\n" << usage_text;

@@ -26,6 +26,24 @@ struct Bad : presets::Tiny { static constexpr index_t num_heads = 5; };
 // [readme: end]
 // clang-format on
 
+// [readme: embedded]
+#include <tokenformer/embedded/static_model.hpp>  // freestanding: no heap, exceptions, RTTI or files
+// README: #include "model_data.hpp"  // tokenformer-cli export-c --int8 --context 96 --out model_data.hpp ...
+// [readme: end]
+#include <tokenformer/embedded/export.hpp>
+
+// What model_data.hpp declares (here filled from a LanguageModel by OwnedWeights, in main).
+namespace my_model {
+struct config {
+  static constexpr index_t num_layers = 2, hidden_size = 32, num_heads = 4, qkv_tokens = 16, proj_tokens = 16;
+  static constexpr index_t ffn_tokens = 32, vocab_size = 257, max_context = 96;
+  static constexpr double rotary_pct = 0.25, layernorm_epsilon = 1e-5;
+  static constexpr Normalization normalization = Normalization::l2_norm_gelu;
+};
+using storage = embedded::q8;
+embedded::Weights<config, storage> weights{};
+}  // namespace my_model
+
 namespace {
 void require(bool condition, const std::string& what) {
   if (!condition) throw std::runtime_error("README snippet: " + what);
@@ -121,6 +139,21 @@ int main() try {
   const double trained_loss = trained.loss(tokens, targets, B, T);
   std::printf("loss after training %.6f, after growth (reloaded) %.6f\n", trained_loss, grown_loss);
   require(std::fabs(trained_loss - grown_loss) <= 1e-5, "growth keeps the function (loss within 1e-5)");
+  {
+    LanguageModel<presets::Dynamic<float>> small(embedded::model_config<my_model::config>());
+    Rng init(3);
+    small.initialize(init);
+    embedded::OwnedWeights<my_model::config, my_model::storage> owned(small);
+    my_model::weights = owned.weights();
+    // [readme: embedded]
+    static tokenformer::embedded::Arena<my_model::config> arena;  // RAM: activations and the KV cache
+    tokenformer::embedded::StaticModel<my_model::config, my_model::storage> board(my_model::weights, arena);
+    const std::int32_t prompt[] = {'T', 'h', 'e', ' '};
+    std::int32_t text[40];
+    const index_t n = board.generate_greedy(prompt, 4, text, 40);  // 40 ids, fewer if the context fills
+    // [readme: end]
+    require(n == 40 && board.length() == 4 + 39, "the static model generates 40 ids");
+  }
   std::filesystem::current_path(std::filesystem::temp_directory_path());
   std::filesystem::remove_all(dir);
   std::puts("README snippets: ok");

@@ -39,6 +39,21 @@
 #define TOKENFORMER_OPENMP 0
 #endif
 
+// The freestanding embedded model (embedded/static_model.hpp) uses xsimd where the target has a SIMD
+// instruction set xsimd knows (SSE/AVX, NEON) and xsimd is installed; its portable scalar path
+// elsewhere (Cortex-M) and wherever TOKENFORMER_EMBEDDED_SCALAR is defined (bit-identical results
+// across targets).
+#if !defined(TOKENFORMER_EMBEDDED_SCALAR) && (defined(__SSE2__) || defined(__ARM_NEON)) && defined(__has_include)
+#if __has_include(<xsimd/xsimd.hpp>)
+/// 1 where the embedded model's kernels use xsimd, 0 for its portable scalar path.
+#define TOKENFORMER_EMBEDDED_SIMD 1
+#endif
+#endif
+#if !defined(TOKENFORMER_EMBEDDED_SIMD)
+/// 1 where the embedded model's kernels use xsimd, 0 for its portable scalar path.
+#define TOKENFORMER_EMBEDDED_SIMD 0
+#endif
+
 #include <cstddef>
 
 namespace tokenformer {

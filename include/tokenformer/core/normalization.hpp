@@ -9,19 +9,9 @@
 #include <string>
 
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/normalization_kind.hpp"
 
 namespace tokenformer {
-
-/// The modified softmax Θ of Pattention, applied to each row of scores s = X·K_Pᵀ with n tokens.
-enum class Normalization {
-  l2_norm_gelu,  ///< gelu(s / ||s||₂ · √n): the official default.
-  gelu_l2_norm,  ///< g / ||g||₂ · √n with g = gelu(s).
-  softmax,       ///< exp(s) / Σexp(s) · n.
-};
-
-/// Every normalization, in enum order: the one list tests and tools iterate over.
-inline constexpr Normalization all_normalizations[] = {Normalization::l2_norm_gelu, Normalization::gelu_l2_norm,
-                                                       Normalization::softmax};
 
 /// The official name of a normalization (`norm_activation_type` in the official configs).
 inline const char* to_string(Normalization kind) {
