@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# run_demo.sh [01|02|03|04|05|06]: install missing packages, build the examples and run one (default: 03, the
+# run_demo.sh [01|02|03|04|05|06|07]: install missing packages, build the examples and run one (default: 03, the
 # main demo: a small TokenFormer trained, grown in place and trained on, against the large model
 # trained from scratch, on Debian's fortunes). 04 trains one model on the CPU and on a CUDA GPU side
 # by side (needs nvcc at /usr/local/cuda/bin/nvcc, and a GPU to run). 05 compares FIT with full
 # attention on 2048-byte contexts. 06 warm-starts FIT from a TokenFormer LM and a TokenFormer LM from
-# a plain Transformer (cross-architecture transfer) against training from scratch.
+# a plain Transformer (cross-architecture transfer) against training from scratch. 07 trains the
+# embedded model, measures int8 against float and exports the firmware header.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,7 +17,8 @@ case "$example" in
   04) target=04_gpu ;;
   05) target=05_fit ;;
   06) target=06_transfer ;;
-  *) echo "usage: $0 [01|02|03|04|05|06]" >&2; exit 2 ;;
+  07) target=07_embedded ;;
+  *) echo "usage: $0 [01|02|03|04|05|06|07]" >&2; exit 2 ;;
 esac
 
 # The demo needs only the library's packages and the corpus; the tests and benchmarks, whose packages
