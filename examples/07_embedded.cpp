@@ -99,13 +99,22 @@ int omp_threads() {
 #endif
 }
 
+// The distance between the starts of `windows` windows of T + 1 tokens spread over `text`.
+index_t window_stride(const std::vector<std::int32_t>& text, index_t T, long windows) {
+  const index_t stride = (static_cast<index_t>(text.size()) - T - 1) / windows;
+  if (stride < 1)
+    throw argument_error("the validation text (" + std::to_string(text.size()) + " bytes) is too short for " +
+                         std::to_string(windows) + " windows of " + std::to_string(T + 1) + " bytes");
+  return stride;
+}
+
 // Mean next-token loss (nats/byte) of the static model over `windows` windows of max_context bytes.
 template <class Config, class Storage>
 double static_loss(const emb::Weights<Config, Storage>& weights, const std::vector<std::int32_t>& text, long windows) {
   static emb::Arena<Config> arena;
   emb::StaticModel<Config, Storage> tiny(weights, arena);
   const index_t T = Config::max_context;
-  const index_t stride = (static_cast<index_t>(text.size()) - T - 1) / windows;
+  const index_t stride = window_stride(text, T, windows);
   double total = 0.0;
   long count = 0;
   for (long w = 0; w < windows; ++w) {
@@ -127,7 +136,7 @@ double static_loss(const emb::Weights<Config, Storage>& weights, const std::vect
 template <class Config>
 double heap_loss(HeapModel& model, const std::vector<std::int32_t>& text, long windows) {
   const index_t T = Config::max_context;
-  const index_t stride = (static_cast<index_t>(text.size()) - T - 1) / windows;
+  const index_t stride = window_stride(text, T, windows);
   double total = 0.0;
   for (long w = 0; w < windows; ++w) {
     const std::vector<std::int32_t> tokens(text.begin() + w * stride, text.begin() + w * stride + T);

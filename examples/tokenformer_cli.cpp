@@ -29,7 +29,7 @@
 //       Writes a randomly initialized model (official initialization) of the config's architecture.
 //   tokenformer-cli generate (--model DIR | --config C.json --weights W) (--prompt TEXT [--tokenizer T.json] |
 //                            --tokens IDS) --max-new-tokens N [--temperature X] [--top-k K] [--top-p P]
-//                            [--seed S] [--ids]
+//                            [--seed S] [--ids] [--int8]
 //       Continues the prompt with the KV cache and streams the text to stdout (with --ids: the new ids,
 //       comma-separated); prefill and decode tokens/s go to stderr. The tokenizer is --tokenizer, else
 //       DIR/tokenizer.json, else bytes (the models `train` makes). Stops at end-of-text.
@@ -107,8 +107,9 @@ const char* usage_text =
     "  init --config CONFIG.json --out MODEL.safetensors [--seed S]\n"
     "      write a randomly initialized model of the config (any architecture)\n"
     "  generate (--model DIR | --config C.json --weights W) (--prompt TEXT [--tokenizer T.json] | --tokens IDS)\n"
-    "           --max-new-tokens N [--temperature X] [--top-k K] [--top-p P] [--seed S] [--ids]\n"
-    "      continue the prompt (KV cache), streaming text (or, with --ids, the new ids); tokens/s on stderr\n"
+    "           --max-new-tokens N [--temperature X] [--top-k K] [--top-p P] [--seed S] [--ids] [--int8]\n"
+    "      continue the prompt (KV cache), streaming text (or, with --ids, the new ids); tokens/s on stderr;\n"
+    "      --int8 decodes with int8 copies of the weights (a float scale per 32 values)\n"
     "  tokenize --tokenizer T.json (--text TEXT | --text-file F)\n"
     "      print the GPT-NeoX BPE ids of the text, comma-separated\n"
     "  detokenize --tokenizer T.json --tokens ID,ID,...\n"
@@ -506,6 +507,7 @@ int command_convert(int argc, char** argv) {
 int command_generate(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   const bool print_ids = take_flag(args, "--ids");
+  const bool int8 = take_flag(args, "--int8");
   const auto options = parse_options(static_cast<int>(args.size()), args.data(),
                                      {"model", "config", "weights", "prompt", "tokenizer", "tokens", "max-new-tokens",
                                       "temperature", "top-k", "top-p", "seed"},
@@ -514,6 +516,7 @@ int command_generate(int argc, char** argv) {
   const auto [config_path, weights_path] = model_paths(options);
   SamplingOptions sampling;
   sampling.temperature = 0.8;
+  if (int8) sampling.weights = WeightFormat::int8;
   if (options.count("temperature")) {
     const auto value = whole_number(options.at("temperature"));
     if (!value || !std::isfinite(*value) || *value < 0) throw UsageError("--temperature must be a number >= 0");

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "malloc_hooks.hpp"
@@ -235,6 +236,9 @@ TEST_CASE("static model: construction and steps allocate nothing", "[embedded][a
   CHECK(malloc_hooks::allocations == 0);
 }
 
+static_assert(!std::is_copy_constructible<emb::StaticModel<SmallConfig, emb::f32>>::value,
+              "one StaticModel per arena: not copyable");
+
 TEST_CASE("static model: errors go to the handler and change nothing", "[embedded][errors]") {
   HeapModel model = random_model<SmallConfig>(14);
   emb::OwnedWeights<SmallConfig, emb::f32> weights(model);
@@ -266,8 +270,10 @@ TEST_CASE("OwnedWeights and c_header refuse what the static model cannot represe
   HeapModel model = random_model<SmallConfig>(15);
   CHECK_THROWS_WITH((emb::OwnedWeights<GeluL2Config, emb::f32>(model)), Catch::Contains("differs"));
   emb::CHeaderOptions options;
-  options.name = "3d";
-  CHECK_THROWS_WITH(emb::c_header(model, options), Catch::Contains("not a C++ identifier"));
+  for (const char* bad : {"3d", "int", "__x", "_Model", "a-b", ""}) {
+    options.name = bad;
+    CHECK_THROWS_WITH(emb::c_header(model, options), Catch::Contains("not a usable C++ identifier"));
+  }
   options.name = "ok";
   options.max_context = 0;
   CHECK_THROWS_WITH(emb::c_header(model, options), Catch::Contains("max_context"));
@@ -276,6 +282,7 @@ TEST_CASE("OwnedWeights and c_header refuse what the static model cannot represe
   nan[3] = std::nanf("");
   model.final_norm_bias.value.copy_from_host(nan.data());
   CHECK_THROWS_WITH(emb::c_header(model, options), Catch::Contains("non-finite value at element 3"));
+  CHECK_THROWS_WITH((emb::OwnedWeights<SmallConfig, emb::q8>(model)), Catch::Contains("non-finite value at element 3"));
   ModelConfig grown = model.config();
   grown.set_layers({LayerTokens{24, 16, 48}, LayerTokens{24, 16, 56}});
   CHECK_THROWS_WITH(emb::weight_tensors(grown), Catch::Contains("same token counts"));

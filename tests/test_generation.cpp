@@ -115,11 +115,11 @@ TEST_CASE("after prefill, a decode step allocates nothing", "[generation][alloca
   // Sizes where the attention of a decode step runs heads in parallel (keys * C > 65536), and where
   // the FFN and the Transformer's MLP products are split by columns over the OpenMP team (N * K >=
   // 2^18: kernels/cpu/gemm.hpp).
-  const auto check = [](auto& model, const char* what) {
+  const auto check = [](auto& model, const char* what, WeightFormat format = WeightFormat::model) {
     INFO(what);
     Rng init(3);
     model.initialize(init);
-    Generator generator(model, 2, 700);
+    Generator generator(model, 2, 700, format);
     std::vector<std::int32_t> prompt(600);
     for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 7) % 61);
     generator.prefill({prompt, std::vector<std::int32_t>(prompt.begin(), prompt.begin() + 550)});
@@ -157,6 +157,7 @@ TEST_CASE("after prefill, a decode step allocates nothing", "[generation][alloca
   wide.ffn_tokens = 2048;
   LanguageModel<presets::Dynamic<float>, cpu> tokenformer(wide);
   check(tokenformer, "TokenFormer, hidden 128, FFN of 2048 tokens");
+  check(tokenformer, "TokenFormer, hidden 128, FFN of 2048 tokens, int8 weights", WeightFormat::int8);
   ModelConfig transformer_config = small_config(Architecture::transformer, 128, 4);
   transformer_config.intermediate_size = 2048;
   LanguageModel<presets::Dynamic<float>, cpu, TransformerLayer> transformer(transformer_config);
@@ -379,4 +380,126 @@ TEST_CASE("tokenformer-cli refuses weights holding NaN wherever it loads them, n
 #else
   WARN("tokenformer-cli is not built; skipped");
 #endif
+}
+
+TEST_CASE("Pattention with int8 copies computes the dequantized weights' forward, and refuses backward",
+          "[generation][int8]") {
+  const index_t din = 40, dout = 72, P = 20, M = 5;  // keys: a block and a short one; values: two and a short one
+  Pattention<float> layer(din, dout, P, Normalization::l2_norm_gelu);
+  Rng rng(9);
+  layer.initialize(rng, 0.5, 0.5);
+  const auto keys = kernels::Q8Matrix::quantize(layer.key_tokens().data(), P, din);
+  const auto values = kernels::Q8Matrix::quantize(layer.value_tokens().data(), P, dout);
+  const auto dequantized = [](const kernels::Q8Matrix& m) {
+    std::vector<float> out(static_cast<std::size_t>(m.rows * m.cols));
+    for (index_t r = 0; r < m.rows; ++r)
+      for (index_t i = 0; i < m.cols; ++i)
+        out[static_cast<std::size_t>(r * m.cols + i)] = m.scales[static_cast<std::size_t>(r * m.blocks() + i / 32)] *
+                                                        m.values[static_cast<std::size_t>(r * m.cols + i)];
+    return out;
+  };
+  Pattention<float> reference(din, dout, P, Normalization::l2_norm_gelu);
+  reference.key_parameter().value.copy_from_host(dequantized(keys).data());
+  reference.value_parameter().value.copy_from_host(dequantized(values).data());
+  Tensor<float> x(Shape{M, din}), expected(Shape{M, dout}), out(Shape{M, dout});
+  std::vector<float> host(static_cast<std::size_t>(M * din));
+  for (auto& v : host) v = static_cast<float>(rng.normal(0.0, 1.0));
+  x.copy_from_host(host.data());
+  reference.forward(expected, x);
+
+  layer.attach_int8(&keys, &values);
+  CHECK(layer.has_int8());
+  CHECK_FALSE(Pattention<float>(layer).has_int8());  // a copy does not inherit the attacher's copies
+  layer.forward(out, x);
+  double worst = 0.0, scale = 0.0;
+  for (index_t i = 0; i < M * dout; ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(out.data()[i] - expected.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(expected.data()[i])));
+  }
+  INFO("largest output " << scale << ", largest difference " << worst);
+  CHECK(scale > 0.1);
+  CHECK(worst <= 1e-5 * scale);  // the same dequantized weights: only the summation order differs
+
+  layer.key_parameter().enable_training();
+  layer.value_parameter().enable_training();
+  Tensor<float> d_in(Shape{M, din});
+  CHECK_THROWS_WITH(layer.backward(d_in, out, x), Catch::Contains("int8"));
+  layer.detach_int8();
+  layer.forward(out, x);
+  CHECK_NOTHROW(layer.backward(d_in, out, x));
+
+  CHECK_THROWS_WITH(layer.attach_int8(&values, &keys), Catch::Contains("other shapes"));
+  CHECK_THROWS_WITH(layer.attach_int8(nullptr, &values), Catch::Contains("needs keys and values"));
+  layer.attach_int8(&keys, &values);
+  layer.append_tokens(4);
+  CHECK_THROWS_WITH(layer.forward(out, x), Catch::Contains("grown while attached"));
+  Pattention<double> wide(din, dout, P, Normalization::l2_norm_gelu);
+  CHECK_THROWS_WITH(wide.attach_int8(&keys, &values), Catch::Contains("float Pattention on the CPU"));
+}
+
+TEST_CASE("int8 decode (WeightFormat::int8): near the float logits, and the model is float again after",
+          "[generation][int8]") {
+  LanguageModel<presets::Dynamic<float>, cpu> model(small_config());
+  Rng init(5);
+  model.initialize(init);
+  const std::vector<std::int32_t> prompt{1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> float_logits, int8_logits, float_step, int8_step;
+  const std::int32_t next[] = {11};
+  {
+    Generator generator(model, 1, 32);
+    CHECK(generator.int8_bytes() == 0);
+    float_logits = generator.prefill({prompt});
+    float_step = generator.step(next);
+  }
+  {
+    Generator generator(model, 1, 32, WeightFormat::int8);
+    CHECK(generator.int8_bytes() > 0);
+    int8_logits = generator.prefill({prompt});
+    int8_step = generator.step(next);
+  }
+  for (const auto& [a, b] : {std::make_pair(&float_logits, &int8_logits), std::make_pair(&float_step, &int8_step)}) {
+    double worst = 0.0, scale = 0.0;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs((*a)[i] - (*b)[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs((*a)[i])));
+    }
+    INFO("largest logit " << scale << ", largest difference " << worst);
+    CHECK(worst > 0.0);            // int8 was used
+    CHECK(worst <= 0.05 * scale);  // and is close (example 07 measures the loss)
+  }
+  {
+    Generator generator(model, 1, 32);
+    CHECK(generator.prefill({prompt}) == float_logits);  // detached: the float weights again, bit for bit
+  }
+  SamplingOptions greedy;
+  greedy.temperature = 0.0;
+  greedy.weights = WeightFormat::int8;
+  Rng rng(1);
+  CHECK(generate(model, prompt, 8, rng, greedy).size() == 8);
+  LanguageModel<presets::Dynamic<double>, cpu> twin(small_config());
+  CHECK_THROWS_WITH(Generator(twin, 1, 8, WeightFormat::int8), Catch::Contains("float model on the CPU"));
+  {
+    Generator other(model, 1, 8, WeightFormat::int8);
+    CHECK_THROWS_WITH(Generator(model, 1, 8), Catch::Contains("in use by a Generator with int8 weights"));
+  }
+  // A generator that fails after attaching its caches and some int8 copies takes them all back, and
+  // leaves alone what it did not attach: here the last FFN already has copies, so attaching fails there.
+  Pattention<float>& last = model.layers.back().ffn;
+  const auto keys = kernels::Q8Matrix::quantize(last.key_tokens().data(), last.tokens(), last.input_features());
+  const auto values = kernels::Q8Matrix::quantize(last.value_tokens().data(), last.tokens(), last.output_features());
+  last.attach_int8(&keys, &values);
+  CHECK_THROWS_WITH(Generator(model, 1, 8, WeightFormat::int8), Catch::Contains("attached already"));
+  CHECK_FALSE(model.layers.front().attention.has_cache());
+  CHECK_FALSE(model.layers.front().attention.query.has_int8());
+  CHECK_FALSE(model.has_int8_head());
+  CHECK(last.has_int8());
+  last.detach_int8();
+  // A NaN weight: refused when quantizing, after the caches were attached; nothing stays attached.
+  std::vector<float> host(static_cast<std::size_t>(last.value_tokens().size()));
+  last.value_tokens().copy_to_host(host.data());
+  host[5] = std::nanf("");
+  last.value_parameter().value.copy_from_host(host.data());
+  CHECK_THROWS_WITH(Generator(model, 1, 8, WeightFormat::int8), Catch::Contains("non-finite value at element 5"));
+  CHECK_FALSE(model.layers.front().attention.has_cache());
+  CHECK_FALSE(model.layers.front().attention.query.has_int8());
 }

@@ -68,24 +68,7 @@ inline std::vector<WeightTensor> weight_tensors(const ModelConfig& config) {
   return tensors;
 }
 
-/// Quantizes a [rows, cols] float matrix to int8 values q [rows, cols] and scales
-/// [rows, ceil(cols / 32)]: per block of 32 values of a row, scale = max |x| / 127 and
-/// q = round(x / scale) (an all-zero block has scale 0).
-inline void quantize_q8(const float* x, index_t rows, index_t cols, std::int8_t* q, float* scales) {
-  const index_t blocks = (cols + q8::block - 1) / q8::block;
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t b = 0; b < blocks; ++b) {
-      const index_t begin = b * q8::block, end = std::min(cols, begin + q8::block);
-      float amax = 0.0f;
-      for (index_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(x[r * cols + i]));
-      const float scale = amax / 127.0f;
-      scales[r * blocks + b] = scale;
-      for (index_t i = begin; i < end; ++i) {
-        const float v = scale == 0.0f ? 0.0f : std::round(x[r * cols + i] / scale);
-        q[r * cols + i] = static_cast<std::int8_t>(std::max(-127.0f, std::min(127.0f, v)));
-      }
-    }
-}
+using kernels::quantize_q8;  ///< (embedded/static_model.hpp)
 
 /// The ModelConfig of a static embedded config (to build the LanguageModel it mirrors).
 template <class Config>
@@ -143,6 +126,9 @@ class OwnedWeights {
         throw config_error("OwnedWeights: the model has no parameter " + t.name + " of " + std::to_string(t.rows) +
                            " x " + std::to_string(t.cols) + " values");
       floats_.emplace_back(found->second, found->second + t.rows * t.cols);
+      for (std::size_t j = 0; j < floats_.back().size(); ++j)
+        if (!std::isfinite(floats_.back()[j]))
+          throw numeric_error("OwnedWeights: " + t.name + " has a non-finite value at element " + std::to_string(j));
       if (std::is_same<Storage, q8>::value && t.matrix) {
         ints_.emplace_back(static_cast<std::size_t>(t.rows * t.cols));
         scales_.emplace_back(static_cast<std::size_t>(t.rows * ((t.cols + q8::block - 1) / q8::block)));
@@ -214,7 +200,27 @@ inline std::string c_header(const ModelConfig& config, const std::map<std::strin
   bool identifier = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
   for (char c : name)
     identifier = identifier && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
-  if (!identifier) throw argument_error("export name '" + name + "' is not a C++ identifier");
+  static const char* const keywords[] = {
+      "alignas",     "alignof",   "and",        "and_eq",    "asm",      "auto",         "bitand",
+      "bitor",       "bool",      "break",      "case",      "catch",    "char",         "char8_t",
+      "char16_t",    "char32_t",  "class",      "compl",     "concept",  "const",        "consteval",
+      "constexpr",   "constinit", "const_cast", "continue",  "co_await", "co_return",    "co_yield",
+      "decltype",    "default",   "delete",     "do",        "double",   "dynamic_cast", "else",
+      "enum",        "explicit",  "export",     "extern",    "false",    "float",        "for",
+      "friend",      "goto",      "if",         "inline",    "int",      "long",         "mutable",
+      "namespace",   "new",       "noexcept",   "not",       "not_eq",   "nullptr",      "operator",
+      "or",          "or_eq",     "private",    "protected", "public",   "register",     "reinterpret_cast",
+      "requires",    "return",    "short",      "signed",    "sizeof",   "static",       "static_assert",
+      "static_cast", "struct",    "switch",     "template",  "this",     "thread_local", "throw",
+      "true",        "try",       "typedef",    "typeid",    "typename", "union",        "unsigned",
+      "using",       "virtual",   "void",       "volatile",  "wchar_t",  "while",        "xor",
+      "xor_eq",      "std",       "tokenformer"};
+  for (const char* keyword : keywords) identifier = identifier && name != keyword;
+  const bool reserved = name.find("__") != std::string::npos || (name.size() > 1 && name[0] == '_');
+  if (!identifier || reserved)
+    throw argument_error("export name '" + name +
+                         "' is not a usable C++ identifier (a keyword, std, tokenformer, "
+                         "or reserved)");
   if (options.max_context <= 0)
     throw argument_error("max_context must be positive, got " + std::to_string(options.max_context));
   const auto tensors = weight_tensors(config);

@@ -88,7 +88,10 @@ inline float exp(float x) noexcept {
   // y · 2^n in two factors, each a normal float for n in [-126, 128].
   const std::int32_t n1 = n / 2, n2 = n - n1;
   const std::uint32_t b1 = static_cast<std::uint32_t>(n1 + 127) << 23, b2 = static_cast<std::uint32_t>(n2 + 127) << 23;
-  return y * __builtin_bit_cast(float, b1) * __builtin_bit_cast(float, b2);
+  float f1 = 0.0f, f2 = 0.0f;
+  __builtin_memcpy(&f1, &b1, sizeof f1);
+  __builtin_memcpy(&f2, &b2, sizeof f2);
+  return y * f1 * f2;
 }
 
 /// erfc(z) for z >= 0 (Numerical Recipes' Chebyshev fit, fractional error below 1.2e-7 in exact
@@ -245,6 +248,7 @@ struct Dims {
   static_assert(context > 0, "max_context must be positive");
   static_assert(R % 2 == 0 && R <= D, "rotary dims int(head_dim * rotary_pct) must be even and at most head_dim");
   static_assert(Config::layernorm_epsilon > 0.0, "layernorm_epsilon must be positive");
+  static_assert(rotary_base > 0.0, "rotary_base must be positive");
   static_assert(theta == Normalization::l2_norm_gelu || theta == Normalization::gelu_l2_norm ||
                     theta == Normalization::softmax,
                 "normalization must be one of l2_norm_gelu, gelu_l2_norm, softmax");
@@ -265,6 +269,13 @@ template <class Storage, index_t Rows, index_t Cols>
 struct Matrix;
 
 namespace kernels {
+// The scalar and SIMD kernels have different names (inline namespaces), so that a program mixing
+// translation units built with and without TOKENFORMER_EMBEDDED_SCALAR keeps both (no ODR clash).
+#if TOKENFORMER_EMBEDDED_SIMD
+inline namespace simd {
+#else
+inline namespace scalar {
+#endif
 
 /// Σ a[i]·b[i], in a fixed order (scalar) or xsimd lanes.
 inline float dot(const float* a, const float* b, index_t n) noexcept {
@@ -338,6 +349,83 @@ inline void axpy(float a, const std::int8_t* q, float* y, index_t n) noexcept {
   for (index_t i = tail; i < n; ++i) y[i] += a * static_cast<float>(q[i]);
 }
 
+/// One row of a q8 matrix times x: Σ over blocks of scale_b · (q_b · x_b), for a row of n values with
+/// its ceil(n / 32) scales.
+inline float dot_q8_row(const std::int8_t* q, const float* scales, const float* x, index_t n) noexcept {
+  float sum = 0.0f;
+  index_t b = 0;
+#if TOKENFORMER_EMBEDDED_SIMD
+  // Whole blocks: widen 32 values to float, one SIMD accumulator, one horizontal sum per row.
+  using batch = xsimd::batch<float>;
+  constexpr index_t W = static_cast<index_t>(batch::size);
+  static_assert(q8::block % W == 0, "a q8 block is a whole number of SIMD batches");
+  batch acc(0.0f);
+  alignas(64) float widened[q8::block];
+  for (; b < n / q8::block; ++b) {
+    const std::int8_t* qb = q + b * q8::block;
+    for (index_t i = 0; i < q8::block; ++i) widened[i] = static_cast<float>(qb[i]);
+    batch part(0.0f);
+    for (index_t i = 0; i < q8::block; i += W)
+      part = xsimd::fma(batch::load_aligned(widened + i), batch::load_unaligned(x + b * q8::block + i), part);
+    acc = xsimd::fma(batch(scales[b]), part, acc);
+  }
+  sum = xsimd::hadd(acc);
+#endif
+  for (; b * q8::block < n; ++b) {
+    const index_t begin = b * q8::block, count = n - begin < q8::block ? n - begin : q8::block;
+    sum += scales[b] * dot(q + begin, x + begin, count);
+  }
+  return sum;
+}
+
+/// y += a · (one row of a q8 matrix, n values with their ceil(n / 32) scales).
+inline void axpy_q8_row(float a, const std::int8_t* q, const float* scales, float* y, index_t n) noexcept {
+  index_t b = 0;
+#if TOKENFORMER_EMBEDDED_SIMD
+  using batch = xsimd::batch<float>;
+  constexpr index_t W = static_cast<index_t>(batch::size);
+  alignas(64) float widened[q8::block];
+  for (; b < n / q8::block; ++b) {
+    const std::int8_t* qb = q + b * q8::block;
+    for (index_t i = 0; i < q8::block; ++i) widened[i] = static_cast<float>(qb[i]);
+    const batch f(a * scales[b]);
+    float* yb = y + b * q8::block;
+    for (index_t i = 0; i < q8::block; i += W)
+      xsimd::fma(f, batch::load_aligned(widened + i), batch::load_unaligned(yb + i)).store_unaligned(yb + i);
+  }
+#endif
+  for (; b * q8::block < n; ++b) {
+    const index_t begin = b * q8::block, count = n - begin < q8::block ? n - begin : q8::block;
+    axpy(a * scales[b], q + begin, y + begin, count);
+  }
+}
+
+/// Quantizes a [rows, cols] float matrix to int8 values q [rows, cols] and scales
+/// [rows, ceil(cols / 32)]: per block of 32 values of a row, scale = max |x| / 127 and
+/// q = round(x / scale), halves away from zero (an all-zero block has scale 0 and zeros). Requires
+/// finite values (Q8Matrix::quantize and OwnedWeights check); a block with a NaN or an infinity gets
+/// scale 0 and zeros instead of undefined behaviour.
+inline void quantize_q8(const float* x, index_t rows, index_t cols, std::int8_t* q, float* scales) noexcept {
+  const index_t blocks = (cols + q8::block - 1) / q8::block;
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t b = 0; b < blocks; ++b) {
+      const index_t begin = b * q8::block, end = cols < begin + q8::block ? cols : begin + q8::block;
+      float amax = 0.0f;
+      for (index_t i = begin; i < end; ++i) {
+        const float a = __builtin_fabsf(x[r * cols + i]);
+        amax = a > amax ? a : amax;
+      }
+      const float scale = amax == amax && amax <= 3.4e38f ? amax / 127.0f : 0.0f;  // finite inputs expected
+      scales[r * blocks + b] = scale;
+      for (index_t i = begin; i < end; ++i) {
+        float v = scale == 0.0f ? 0.0f : __builtin_roundf(x[r * cols + i] / scale);
+        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+        q[r * cols + i] = static_cast<std::int8_t>(v == v ? v : 0.0f);  // NaN (refused by the callers): 0
+      }
+    }
+}
+
+}  // namespace simd / scalar
 }  // namespace kernels
 
 /// A [Rows, Cols] row-major float matrix in place (not owned).
@@ -374,51 +462,11 @@ struct Matrix<q8, Rows, Cols> {
 
   /// Row r · x.
   float dot_row(index_t r, const float* x) const noexcept {
-    float sum = 0.0f;
-    index_t b = 0;
-#if TOKENFORMER_EMBEDDED_SIMD
-    // Whole blocks: widen 32 values to float, one SIMD accumulator, one horizontal sum per row.
-    using batch = xsimd::batch<float>;
-    constexpr index_t W = static_cast<index_t>(batch::size);
-    static_assert(q8::block % W == 0, "a q8 block is a whole number of SIMD batches");
-    batch acc(0.0f);
-    alignas(64) float widened[q8::block];
-    for (; b < Cols / q8::block; ++b) {
-      const std::int8_t* q = values + r * Cols + b * q8::block;
-      for (index_t i = 0; i < q8::block; ++i) widened[i] = static_cast<float>(q[i]);
-      batch part(0.0f);
-      for (index_t i = 0; i < q8::block; i += W)
-        part = xsimd::fma(batch::load_aligned(widened + i), batch::load_unaligned(x + b * q8::block + i), part);
-      acc = xsimd::fma(batch(scales[r * blocks + b]), part, acc);
-    }
-    sum = xsimd::hadd(acc);
-#endif
-    for (; b < blocks; ++b) {
-      const index_t begin = b * q8::block, n = Cols - begin < q8::block ? Cols - begin : q8::block;
-      sum += scales[r * blocks + b] * kernels::dot(values + r * Cols + begin, x + begin, n);
-    }
-    return sum;
+    return kernels::dot_q8_row(values + r * Cols, scales + r * blocks, x, Cols);
   }
   /// y += a · row r.
   void axpy_row(index_t r, float a, float* y) const noexcept {
-    index_t b = 0;
-#if TOKENFORMER_EMBEDDED_SIMD
-    using batch = xsimd::batch<float>;
-    constexpr index_t W = static_cast<index_t>(batch::size);
-    alignas(64) float widened[q8::block];
-    for (; b < Cols / q8::block; ++b) {
-      const std::int8_t* q = values + r * Cols + b * q8::block;
-      for (index_t i = 0; i < q8::block; ++i) widened[i] = static_cast<float>(q[i]);
-      const batch f(a * scales[r * blocks + b]);
-      float* yb = y + b * q8::block;
-      for (index_t i = 0; i < q8::block; i += W)
-        xsimd::fma(f, batch::load_aligned(widened + i), batch::load_unaligned(yb + i)).store_unaligned(yb + i);
-    }
-#endif
-    for (; b < blocks; ++b) {
-      const index_t begin = b * q8::block, n = Cols - begin < q8::block ? Cols - begin : q8::block;
-      kernels::axpy(a * scales[r * blocks + b], values + r * Cols + begin, y + begin, n);
-    }
+    kernels::axpy_q8_row(a, values + r * Cols, scales + r * blocks, y, Cols);
   }
   /// out = row r, dequantized.
   void copy_row(index_t r, float* out) const noexcept {
@@ -465,13 +513,16 @@ struct Weights {
 /// cos and sin of position p · base^(-2j/R) for every cached position p and pair j, in .rodata.
 template <class Config>
 struct RotaryTable {
-  using dims = Dims<Config>;                                                          ///< the sizes
-  static constexpr index_t entries = dims::half > 0 ? dims::context* dims::half : 1;  ///< context · R/2
-  float cos[entries];                                                                 ///< cos[p · R/2 + j]
-  float sin[entries];                                                                 ///< sin[p · R/2 + j]
+  using dims = Dims<Config>;  ///< the sizes
+  static constexpr std::size_t entries = dims::half > 0 ? static_cast<std::size_t>(dims::context* dims::half)
+                                                        : 1;  ///< context · R/2
+  float cos[entries];                                         ///< cos[p · R/2 + j]
+  float sin[entries];                                         ///< sin[p · R/2 + j]
 };
 
-/// Builds the rotary table at compile time (double precision, then rounded to float).
+/// Builds the rotary table at compile time (double precision, then rounded to float). About a few
+/// hundred constant-evaluation steps per entry: a table of tens of thousands of entries (a long
+/// max_context with many rotary dims) may need GCC's -fconstexpr-ops-limit raised.
 template <class Config>
 constexpr RotaryTable<Config> make_rotary_table() {
   using dims = Dims<Config>;
@@ -530,6 +581,9 @@ class StaticModel {
         probs_(scores_ + dims::P_max),
         logits_(probs_ + dims::context) {}
 
+  StaticModel(const StaticModel&) = delete;             ///< one model per arena
+  StaticModel& operator=(const StaticModel&) = delete;  ///< one model per arena
+
   /// Positions in the KV cache.
   index_t length() const noexcept { return length_; }
   /// Positions the KV cache holds (Config::max_context).
@@ -587,11 +641,16 @@ class StaticModel {
 
   /// Greedy generation: steps through the prompt (which must not be empty) from the current context,
   /// then writes up to `count` next tokens to `out`, each the argmax of the previous step. Returns how
-  /// many it wrote (fewer than `count` when the context fills up: an error is reported).
+  /// many it wrote: fewer than `count` when the context fills up or a prompt token is bad (an error
+  /// is reported; the positions stepped until then stay in the context).
   index_t generate_greedy(const std::int32_t* prompt, index_t prompt_length, std::int32_t* out,
                           index_t count) noexcept {
     if (prompt == nullptr || prompt_length <= 0) {
       report_error("tokenformer::embedded::StaticModel::generate_greedy: empty prompt");
+      return 0;
+    }
+    if (count > 0 && out == nullptr) {
+      report_error("tokenformer::embedded::StaticModel::generate_greedy: no output array");
       return 0;
     }
     for (index_t i = 0; i < prompt_length; ++i)

@@ -9,4 +9,5 @@
 #include "tokenformer/kernels/cpu/gemm.hpp"
 #include "tokenformer/kernels/cpu/layer_norm.hpp"
 #include "tokenformer/kernels/cpu/pattention_norm.hpp"
+#include "tokenformer/kernels/cpu/q8.hpp"
 #include "tokenformer/kernels/cpu/rotary.hpp"

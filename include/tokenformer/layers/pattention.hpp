@@ -15,6 +15,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -141,6 +142,26 @@ class Pattention {
     fill_normal(values_.value, rng, value_std);
   }
 
+  /// Int8 inference: until detach_int8, forward uses these Q8_0 copies of the key and value tokens
+  /// (owned by the caller, e.g. a Generator with WeightFormat::int8) instead of the float ones, and
+  /// backward refuses. A float model on the CPU only; a copy of the layer does not inherit them. Throws
+  /// argument_error for null pointers or shapes other than [P, d_in] and [P, d_out].
+  void attach_int8(const kernels::Q8Matrix* keys, const kernels::Q8Matrix* values) {
+    if (!(std::is_same<Device, cpu>::value && std::is_same<T, float>::value))
+      throw argument_error("int8 weights need a float Pattention on the CPU");
+    if (keys == nullptr || values == nullptr) throw argument_error("attach_int8 needs keys and values");
+    if (has_int8()) throw argument_error("attach_int8: int8 copies are attached already (by another generator?)");
+    if (keys->rows != tokens() || keys->cols != input_features() || values->rows != tokens() ||
+        values->cols != output_features() || !keys->consistent() || !values->consistent())
+      throw argument_error("attach_int8: the int8 copies have other shapes than the key and value tokens");
+    int8_.keys = keys;
+    int8_.values = values;
+  }
+  /// Back to the float key and value tokens.
+  void detach_int8() { int8_ = Int8Copies(); }
+  /// Whether int8 copies are attached.
+  bool has_int8() const { return int8_.keys != nullptr; }
+
   /// out = Θ(in · K_Pᵀ) · V_P, or out += ... when `accumulate` (fuses a residual add into the GEMM).
   void forward(TensorView<T, Device> out,       // (M, d_out)
                TensorView<const T, Device> in,  // (M, d_in)
@@ -152,6 +173,11 @@ class Pattention {
     if (out.rows() != M || out.cols() != dout)
       throw shape_error("Pattention output has shape " + out.shape().str() + ", expected [" + std::to_string(M) + ", " +
                         std::to_string(dout) + "]");
+    last_int8_ = has_int8();
+    if (last_int8_) {
+      forward_int8(out, in, accumulate);
+      return;
+    }
     scores_.resize(Shape{M, P});
     weights_.resize(Shape{M, P});
     // scores = X · K_Pᵀ                                                          (M, P)
@@ -171,6 +197,7 @@ class Pattention {
                 TensorView<const T, Device> in,     // (M, d_in)
                 bool accumulate = false) {
     const index_t M = in.rows(), P = tokens(), din = input_features(), dout = output_features();
+    if (last_int8_) throw argument_error("Pattention backward after an int8 (inference) forward");
     if (scores_.rows() != M || scores_.cols() != P)
       throw shape_error("Pattention backward needs the forward of the same input first");
     expect_shape(Shape{d_out.rows(), d_out.cols()}, Shape{M, dout}, "Pattention output gradient");
@@ -203,9 +230,40 @@ class Pattention {
     t.copy_from_host(host.data());
   }
 
+  void forward_int8(TensorView<T, Device> out, TensorView<const T, Device> in, bool accumulate) {
+    if constexpr (std::is_same<Device, cpu>::value && std::is_same<T, float>::value) {
+      const index_t M = in.rows(), P = tokens();
+      if (int8_.keys->rows != P || int8_.values->rows != P)
+        throw shape_error("Pattention: its int8 copies have " + std::to_string(int8_.keys->rows) +
+                          " tokens, the layer " + std::to_string(P) + " (grown while attached?)");
+      scores_.resize(Shape{M, P});
+      weights_.resize(Shape{M, P});
+      kernels::gemm_q8_transposed(device_, scores_.data(), P, in.data(), input_features(), *int8_.keys, M, false);
+      kernels::pattention_norm_forward(device_, weights_.data(), scores_.data(), M, P, kind_, scale_tokens());
+      kernels::gemm_q8(device_, out.data(), output_features(), weights_.data(), P, *int8_.values, M, accumulate);
+    } else {
+      (void)out, (void)in, (void)accumulate;
+    }
+  }
+
+  /// The attached int8 copies; a copied or moved-to layer starts without them (they belong to the
+  /// attacher, which detaches the layer it attached).
+  struct Int8Copies {
+    const kernels::Q8Matrix* keys = nullptr;
+    const kernels::Q8Matrix* values = nullptr;
+    Int8Copies() = default;
+    Int8Copies(const Int8Copies&) {}
+    Int8Copies& operator=(const Int8Copies&) {
+      keys = values = nullptr;
+      return *this;
+    }
+  };
+
   Device device_{};
   Normalization kind_ = Normalization::l2_norm_gelu;
   index_t pinned_scale_tokens_ = 0;
+  Int8Copies int8_;
+  bool last_int8_ = false;       // the last forward used the int8 copies (backward refuses)
   Parameter<T, Device> keys_;    // (P, d_in)
   Parameter<T, Device> values_;  // (P, d_out)
   Tensor<T, Device> scores_;     // (M, P) activation cache: X·K_Pᵀ of the last forward

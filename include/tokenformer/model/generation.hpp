@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -32,6 +33,15 @@
 
 namespace tokenformer {
 
+/// The weights a Generator decodes with: the model's own, or int8 copies (Q8_0: a float scale per 32
+/// values) of every Pattention's key and value tokens and of the tied head, quantized once when the
+/// Generator is made (a snapshot: train the model afterwards and the copies are stale until the next
+/// Generator). int8 needs a float model on the CPU; backward refuses while it is in use.
+enum class WeightFormat {
+  model,  ///< the model's own weights
+  int8,   ///< int8 copies, made when the Generator is constructed
+};
+
 /// How the next token is picked from the logits: temperature, top-k, top-p, context and stop token.
 struct SamplingOptions {
   double temperature = 0.8;      ///< divides the logits; 0 means greedy (argmax)
@@ -39,6 +49,7 @@ struct SamplingOptions {
   double top_p = 1.0;            ///< keep the most likely tokens whose probabilities sum to at least p (1: all)
   index_t max_context = 256;     ///< without a KV cache: at most this many most recent tokens are fed
   std::int32_t stop_token = -1;  ///< a sequence ends after producing this id (-1: never)
+  WeightFormat weights = WeightFormat::model;  ///< int8: decode with int8 copies (KV-cache path only)
 
   /// Throws argument_error naming the first option out of range (a NaN or infinite temperature, a
   /// negative one, a negative top_k, top_p outside (0, 1], a non-positive max_context).
@@ -119,9 +130,15 @@ class Generator {
                 "Generator needs blocks with a SelfAttention member `attention` (TokenFormerLayer, "
                 "TransformerLayer); FIT recomputes instead (generate() does that)");
 
-  /// Allocates the caches of `rows` sequences of at most `capacity` positions on the model's device.
-  Generator(Model& model, index_t rows, index_t capacity) : model_(model) {
+  /// Allocates the caches of `rows` sequences of at most `capacity` positions on the model's device;
+  /// with WeightFormat::int8, also the int8 copies of the weights (see WeightFormat), which every
+  /// forward of the model uses until the generator is destroyed.
+  Generator(Model& model, index_t rows, index_t capacity, WeightFormat weights = WeightFormat::model) : model_(model) {
     const index_t C = model.hidden_size(), V = model.vocab_size();
+    if (weights == WeightFormat::int8 && !(std::is_same<Device, cpu>::value && std::is_same<T, float>::value))
+      throw argument_error("int8 weights need a float model on the CPU");
+    if (model.has_int8_head())  // its forwards would use the other generator's int8 copies
+      throw argument_error("the model is in use by a Generator with int8 weights");
     if (rows <= 0 || capacity <= 0)
       throw argument_error("a generator needs rows >= 1 and capacity >= 1, got " + std::to_string(rows) + " and " +
                            std::to_string(capacity));
@@ -145,9 +162,24 @@ class Generator {
     logits_ = Tensor<T, Device>(Shape{rows, V}, model.device());
     host_logits_.assign(static_cast<std::size_t>(rows * V), T(0));
     tokens_.assign(static_cast<std::size_t>(rows), 0);
+    if (weights == WeightFormat::int8) {
+      try {
+        attach_int8();
+      } catch (...) {
+        for (auto& layer : model.layers) layer.attention.detach_cache();
+        throw;
+      }
+    }
   }
   ~Generator() {
     for (auto& layer : model_.layers) layer.attention.detach_cache();
+    detach_int8();
+  }
+  /// Bytes of the int8 copies (0 without WeightFormat::int8).
+  std::size_t int8_bytes() const {
+    std::size_t bytes = 0;
+    for (const auto& m : int8_) bytes += m.bytes();
+    return bytes;
   }
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
@@ -223,7 +255,45 @@ class Generator {
     for (index_t b = 0; b < B; ++b) state_.lengths[static_cast<std::size_t>(first_row + b)] += T_len;
   }
 
+  // Quantizes every Pattention's keys and values and the head, and attaches the copies.
+  void attach_int8() {
+    if constexpr (std::is_same<Device, cpu>::value && std::is_same<T, float>::value) {
+      model_.for_each_pattention([&](const std::string&, PattentionRole, Pattention<T, Device>& p) {
+        int8_.push_back(kernels::Q8Matrix::quantize(p.key_tokens().data(), p.tokens(), p.input_features()));
+        int8_.push_back(kernels::Q8Matrix::quantize(p.value_tokens().data(), p.tokens(), p.output_features()));
+      });
+      int8_.push_back(
+          kernels::Q8Matrix::quantize(model_.word_embeddings.value.data(), model_.vocab_size(), model_.hidden_size()));
+      std::size_t next = 0;
+      attached_.reserve((int8_.size() - 1) / 2);  // so that recording an attachment cannot fail
+      try {
+        model_.for_each_pattention([&](const std::string&, PattentionRole, Pattention<T, Device>& p) {
+          p.attach_int8(&int8_[next], &int8_[next + 1]);
+          attached_.push_back(&p);
+          next += 2;
+        });
+        model_.attach_int8_head(&int8_.back());
+        head_attached_ = true;
+      } catch (...) {
+        detach_int8();
+        throw;
+      }
+    } else {
+      throw argument_error("int8 weights need a float model on the CPU");
+    }
+  }
+  // Detaches what this generator attached (allocates nothing: it runs in the destructor).
+  void detach_int8() noexcept {
+    for (auto* p : attached_) p->detach_int8();
+    attached_.clear();
+    if (head_attached_) model_.detach_int8_head();
+    head_attached_ = false;
+  }
+
   Model& model_;
+  std::vector<kernels::Q8Matrix> int8_;  // key and value tokens of each Pattention in visiting order, then the head
+  std::vector<Pattention<T, Device>*> attached_;  // the Pattentions this generator attached int8 copies to
+  bool head_attached_ = false;
   KvCacheState state_;
   std::vector<LayerCache> caches_;
   Tensor<T, Device> scratch_;  // (heads * capacity) attention weights of a decode step
@@ -277,10 +347,12 @@ std::vector<std::vector<std::int32_t>> generate_batch(LanguageModel<Config, Devi
     std::size_t longest = 0;
     for (const auto& p : prompts) longest = std::max(longest, p.size());
     for (auto& p : produced) p.reserve(static_cast<std::size_t>(count));
-    Generator<Config, Device, Block> generator(model, rows, static_cast<index_t>(longest) + count);
+    Generator<Config, Device, Block> generator(model, rows, static_cast<index_t>(longest) + count, options.weights);
     bool more = sample_all(generator.prefill(prompts).data());
     while (more) more = sample_all(generator.step(next).data());  // finished rows run along, unread
   } else {
+    if (options.weights == WeightFormat::int8)
+      throw argument_error("int8 weights decode through the KV cache, which this model's blocks do not have");
     std::vector<std::vector<std::int32_t>> context(prompts);
     std::vector<T> all;
     std::vector<T> last(static_cast<std::size_t>(rows * V));

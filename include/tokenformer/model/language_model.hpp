@@ -25,6 +25,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tokenformer/core/config.hpp"
@@ -265,8 +266,32 @@ class LanguageModel {
     kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(), last_hidden_.data(),
                                 final_norm_weight.value.data(), final_norm_bias.value.data(), B, C,
                                 config_.layernorm_epsilon);
+    if constexpr (std::is_same<Device, cpu>::value && std::is_same<T, float>::value) {
+      if (int8_head_.matrix != nullptr) {
+        if (int8_head_.matrix->rows != V || int8_head_.matrix->cols != C)
+          throw shape_error("forward_last: the int8 head has another shape than the embedding");
+        kernels::gemm_q8_transposed(device_, logits.data(), V, normed_.data(), C, *int8_head_.matrix, B, false);
+        return;
+      }
+    }
     kernels::gemm(device_, logits.data(), V, normed_.data(), C, false, word_embeddings.value.data(), C, true, B, V, C);
   }
+
+  /// Int8 inference of the tied head: until detach_int8_head, forward_last computes its logits from
+  /// this Q8_0 copy of the embedding [V, C] (owned by the caller, e.g. a Generator with
+  /// WeightFormat::int8). A float model on the CPU only; a copy of the model does not inherit it.
+  void attach_int8_head(const kernels::Q8Matrix* head) {
+    if (!(std::is_same<Device, cpu>::value && std::is_same<T, float>::value))
+      throw argument_error("int8 weights need a float model on the CPU");
+    if (head == nullptr || head->rows != vocab_size() || head->cols != hidden_size() || !head->consistent())
+      throw argument_error("attach_int8_head needs a [V, C] int8 copy of the embedding");
+    if (has_int8_head()) throw argument_error("attach_int8_head: an int8 head is attached already");
+    int8_head_.matrix = head;
+  }
+  /// Back to the float head.
+  void detach_int8_head() { int8_head_.matrix = nullptr; }
+  /// Whether an int8 head is attached.
+  bool has_int8_head() const { return int8_head_.matrix != nullptr; }
 
   /// Mean loss over positions whose target is not −1, without gradients (for evaluation). `tokens`
   /// and `targets` are [B, T] (host, row-major); checks as forward_backward.
@@ -373,8 +398,20 @@ class LanguageModel {
     for (std::size_t l = 0; l < layers.size(); ++l) layers[l].forward(residuals_[l + 1], residuals_[l], B, T_len, 0);
   }
 
+  /// The attached int8 head; a copied or moved-to model starts without it (it belongs to the attacher).
+  struct Int8Head {
+    const kernels::Q8Matrix* matrix = nullptr;
+    Int8Head() = default;
+    Int8Head(const Int8Head&) {}
+    Int8Head& operator=(const Int8Head&) {
+      matrix = nullptr;
+      return *this;
+    }
+  };
+
   ModelConfig config_;
   Device device_{};
+  Int8Head int8_head_;
   Tensor<std::int32_t, Device> token_ids_, target_ids_;  // (B*T)
   std::vector<Tensor<T, Device>> residuals_;             // L+1 x (B*T, C): the input of each block, then the output
   Tensor<T, Device> normed_;                             // (B*T, C) final LayerNorm output
