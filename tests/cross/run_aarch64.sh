@@ -18,25 +18,7 @@ qemu=(qemu-aarch64 -L "/usr/$triple")
 # ---- packages (g++-aarch64-linux-gnu brings the arm64 libstdc++ and libgomp) ----------------------
 # Ninja: the Makefile generator builds the test programs one after the other (its top-level Makefile
 # is .NOTPARALLEL), so -j2 would compile one file at a time.
-packages=(g++-$triple qemu-user cmake ninja-build libeigen3-dev libxsimd-dev catch2)
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "Installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "Missing Debian packages. Install them with:" >&2
-    echo "  sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+"$root/install_deps.sh" --with-aarch64
 
 mkdir -p "$build"
 build="$(cd "$build" && pwd)"

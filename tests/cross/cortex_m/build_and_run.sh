@@ -30,23 +30,7 @@ timeout_s=${CORTEX_M_TIMEOUT:-120}
 fpu=${CORTEX_M_FPU:-fpv5-sp-d16}
 
 # --- Toolchain: install the Debian packages when missing (as root), else say how. ---
-packages=(gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
-missing=()
-for package in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$package")
-    fi
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    install_command="apt-get install -y -qq --no-install-recommends ${missing[*]}"
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "build_and_run.sh: missing packages; run as root: $install_command" >&2
-        exit 1
-    fi
-    echo "build_and_run.sh: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    $install_command >&2 || { apt-get update -qq >&2 && $install_command >&2; }
-fi
+"$repo_root/install_deps.sh" --with-cortex-m >&2
 
 # --- Build. ---
 mkdir -p "$out_dir"
