@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# install_deps.sh [--with-tests] [--with-bench] [--with-clang] [--with-corpus] [--with-aarch64]
-# [--with-cortex-m]: make sure the Debian packages tokenformer builds with are installed: the
-# library's (a compiler, CMake, Eigen, xsimd) and those of the parts named (the cross targets: their
-# compilers and QEMU). As root, installs what is missing with apt-get; otherwise prints the
+# install_deps.sh [--with-tests] [--with-bench] [--with-clang] [--with-corpus] [--with-mpi]
+# [--with-aarch64] [--with-cortex-m]: make sure the Debian packages tokenformer builds with are
+# installed: the library's (a compiler, CMake, Eigen, xsimd) and those of the parts named (MPI: Open
+# MPI for tokenformer::mpi; the cross targets: their compilers and QEMU). As root, installs what is missing with apt-get; otherwise prints the
 # exact command.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ for arg in "$@"; do
     --with-bench) packages+=(libbenchmark-dev libopenblas0-openmp) ;;
     --with-clang) packages+=(clang libomp-dev) ;;
     --with-corpus) packages+=(fortunes) ;;
+    --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;  # tokenformer::mpi, tests/mpi
     --with-aarch64) packages+=(g++-aarch64-linux-gnu qemu-user ninja-build catch2) ;;  # tests/cross/run_aarch64.sh
     --with-cortex-m) packages+=(gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm) ;;  # tests/cross/cortex_m
     *) echo "install_deps.sh: unknown option $arg" >&2; exit 2 ;;

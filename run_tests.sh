@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run_tests.sh [--sanitize]: install missing packages, build everything (Release, -O3 -march=native)
 # and run the whole test suite with CTest. --sanitize builds in build-asan with
-# -fsanitize=address,undefined instead (without the nvcc-compiled programs; the Thrust host-backend
-# tests do run under the sanitizers).
+# -fsanitize=address,undefined instead (without the nvcc-compiled programs and MPI; the Thrust
+# host-backend tests do run under the sanitizers). The MPI tests are built where MPI is installed
+# (install_deps.sh --with-mpi; CI does it in a stage of its own).
 # Where nvcc is found (/usr/local/cuda/bin/nvcc), the CUDA tests, example and benchmark are compiled
 # too; the GPU tests run where there is a GPU and are reported as skipped where there is none. The
 # Thrust host-backend tests use the CUDA toolkit's Thrust, or Debian's libthrust-dev without it.
@@ -16,7 +17,7 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
   flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF
-         -DTOKENFORMER_ENABLE_CUDA=OFF)
+         -DTOKENFORMER_ENABLE_CUDA=OFF -DTOKENFORMER_ENABLE_MPI=OFF)
 fi
 
 ./install_deps.sh --with-tests --with-bench --with-clang

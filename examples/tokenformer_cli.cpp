@@ -19,6 +19,8 @@
 //       Trains a byte-level model (default corpus: Debian's fortunes) and writes DIR/config.json,
 //       DIR/checkpoint.safetensors (weights + optimizer state), DIR/curve.csv and DIR/curve.svg.
 //       --config trains a model of any architecture (vocab_size >= 257 for bytes + end-of-text).
+//       Data parallel: `mpirun -np N tokenformer-cli train ...` (built with tokenformer::mpi) trains
+//       on N processes with the same global --batch (a multiple of N); rank 0 prints and writes.
 //   tokenformer-cli transfer --from-config A.json --from-weights A.safetensors --to-config B.json
 //                            --out B.safetensors [--out-config B.json] [--skip embeddings,norms,qkv,proj,ffn]
 //                            [--layer-map S0,S1,...] [--new-tokens INIT] [--pin-scale] [--seed S]
@@ -74,6 +76,9 @@
 #if TOKENFORMER_HAVE_TOKENIZER
 #include "tokenformer/tokenizer/bpe_tokenizer.hpp"
 #endif
+#if TOKENFORMER_HAVE_MPI
+#include "tokenformer/distributed/mpi.hpp"
+#endif
 
 namespace {
 
@@ -98,7 +103,8 @@ const char* usage_text =
     "      append parameter tokens to every Pattention; write the grown weights and config\n"
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json] [--steps N]\n"
     "        [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
-    "      train a byte-level model (default corpus: /usr/share/games/fortunes)\n"
+    "      train a byte-level model (default corpus: /usr/share/games/fortunes); under mpirun -np N\n"
+    "      (tokenformer-cli built with MPI) N ranks train it together, --batch is the global batch\n"
     "  transfer --from-config A.json --from-weights A.safetensors --to-config B.json --out B.safetensors\n"
     "           [--out-config B_OUT.json] [--skip embeddings,norms,qkv,proj,ffn] [--layer-map S0,S1,...]\n"
     "           [--new-tokens zero_keys|zero|random|random_keys] [--pin-scale] [--seed S]\n"
@@ -629,25 +635,54 @@ int command_train(int argc, char** argv) {
     throw UsageError("--seq " + std::to_string(train.sequence_length) + " exceeds the FIT config's max_groups * " +
                      "group_size = " + std::to_string(config.fit.max_groups * config.fit.group_size));
 
-  return with_model(config, [&](auto& model) {
-    Rng init(train.seed);
-    model.initialize(init);
-    Trainer<std::remove_reference_t<decltype(model)>> trainer(model, corpus, train);
-    if (options.count("resume")) {
-      trainer.resume(options.at("resume"));
-      io::require_finite(model, options.at("resume"));
-    }
-    const std::string dir = options.at("checkpoint-dir");
-    std::filesystem::create_directories(dir);
-    io::write_config(model.config(), dir + "/config.json");
-    std::cerr << "training " << preset << " (" << to_string(model.config().architecture) << ", "
-              << model.parameter_count() << " parameters) on " << files.size() << " files from step " << trainer.step()
-              << "\n";
-    const auto summary = run_training(trainer, dir, "tokenformer-cli train", dir + "/summary.json");
-    std::cerr << "final validation loss " << summary.final_validation_loss << " after " << summary.steps
-              << " steps; wrote " << dir << "/checkpoint.safetensors\n";
-    return 0;
-  });
+    // Under mpirun (and built with MPI) the ranks train one model together; otherwise one process.
+#if TOKENFORMER_HAVE_MPI
+  std::optional<MpiSession> mpi;
+  std::optional<MpiProcessGroup> mpi_group;
+  if (MpiSession::launched_by_mpirun()) {
+    mpi.emplace(&argc, &argv);
+    mpi_group.emplace();
+  }
+  ProcessGroup& group = mpi_group ? static_cast<ProcessGroup&>(*mpi_group) : SingleProcess::instance();
+#else
+  if (const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE"); ranks != nullptr && std::string(ranks) != "1")
+    throw UsageError("started by mpirun with " + std::string(ranks) +
+                     " processes, but this tokenformer-cli was built without MPI (install libopenmpi-dev and "
+                     "rebuild): each process would train alone and write the same files");
+  ProcessGroup& group = SingleProcess::instance();
+#endif
+  try {
+    return with_model(config, [&](auto& model) {
+      Rng init(train.seed);
+      model.initialize(init);
+      Trainer<std::remove_reference_t<decltype(model)>> trainer(model, corpus, train, group);
+      if (options.count("resume")) {
+        trainer.resume(options.at("resume"));
+        io::require_finite(model, options.at("resume"));
+      }
+      const std::string dir = options.at("checkpoint-dir");
+      if (group.is_main()) {
+        std::filesystem::create_directories(dir);
+        io::write_config(model.config(), dir + "/config.json");
+        std::cerr << "training " << preset << " (" << to_string(model.config().architecture) << ", "
+                  << model.parameter_count() << " parameters) on " << files.size() << " files from step "
+                  << trainer.step() << ", " << group.description() << "\n";
+      }
+      const auto summary = run_training(trainer, dir, "tokenformer-cli train", dir + "/summary.json");
+      if (group.is_main())
+        std::cerr << "final validation loss " << summary.final_validation_loss << " after " << summary.steps
+                  << " steps; wrote " << dir << "/checkpoint.safetensors\n";
+      return 0;
+    });
+  } catch (const std::exception& e) {
+    if (group.size() == 1) throw;
+    // The other ranks may wait in a collective: stop them all.
+    std::cerr << "tokenformer-cli (rank " << group.rank() << "): " << e.what() << "\n";
+#if TOKENFORMER_HAVE_MPI
+    MpiSession::abort(1);
+#endif
+    throw;
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -143,6 +144,11 @@ class LanguageModel {
   std::vector<Layer> layers;               ///< num_layers blocks, or one body
   Parameter<T, Device> final_norm_weight;  ///< (C) the final LayerNorm's weight
   Parameter<T, Device> final_norm_bias;    ///< (C) the final LayerNorm's bias
+  /// When set, forward_backward calls it with a layer's index as soon as that layer's backward is
+  /// done (its gradients final for the call), last layer first: a data-parallel Trainer starts
+  /// summing those gradients over the ranks while the earlier layers still compute. It must not
+  /// touch the model's activations. A copy of the model does not take it.
+  std::function<void(std::size_t layer)> on_layer_backward_done;
 
   /// Visits (official name, Parameter&) of every parameter.
   template <class Visitor>
@@ -342,7 +348,10 @@ class LanguageModel {
     kernels::layer_norm_backward(device_, d_residual_.data(), final_norm_weight.grad.data(),
                                  final_norm_bias.grad.data(), d_normed_.data(), last, final_norm_weight.value.data(),
                                  final_mean_.data(), final_rstd_.data(), M, C);
-    for (std::size_t l = layers.size(); l-- > 0;) layers[l].backward(d_residual_, d_residual_, residuals_[l]);
+    for (std::size_t l = layers.size(); l-- > 0;) {
+      layers[l].backward(d_residual_, d_residual_, residuals_[l]);
+      if (on_layer_backward_done) on_layer_backward_done(l);
+    }
     kernels::embedding_backward(device_, word_embeddings.grad.data(), d_residual_.data(), token_ids_.data(), M, C);
     return total / static_cast<double>(counted);
   }

@@ -30,6 +30,22 @@ struct Batch {
   /// The input ids and, for each, the id that follows it: B·T each.
   std::vector<std::int32_t> tokens, targets;
   ///@}
+
+  /// Rows [first, first + count) of this batch (a data-parallel rank's share); throws argument_error
+  /// for a range outside [0, batch_size).
+  Batch rows(std::int64_t first, std::int64_t count) const {
+    if (first < 0 || count <= 0 || first > batch_size - count)
+      throw argument_error("Batch::rows: rows [" + std::to_string(first) + ", " + std::to_string(first) + " + " +
+                           std::to_string(count) + ") of a batch of " + std::to_string(batch_size));
+    Batch part;
+    part.batch_size = count;
+    part.sequence_length = sequence_length;
+    const auto begin = static_cast<std::ptrdiff_t>(first * sequence_length);
+    const auto end = static_cast<std::ptrdiff_t>((first + count) * sequence_length);
+    part.tokens.assign(tokens.begin() + begin, tokens.begin() + end);
+    part.targets.assign(targets.begin() + begin, targets.begin() + end);
+    return part;
+  }
 };
 
 /// Byte-token text split into a training and a validation part, from which random batches are drawn.

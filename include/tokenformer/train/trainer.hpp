@@ -5,6 +5,13 @@
 // Determinism: batches come from an Rng seeded by `seed` whose state is saved in checkpoints; the
 // validation batches are drawn once from a separate fixed seed. With the same thread count, a run
 // resumed from a checkpoint reproduces the losses of an uninterrupted run exactly.
+//
+// Data parallel (a ProcessGroup of N ranks, e.g. MPI's): every rank draws the same global batch of
+// batch_size windows from the same Rng and trains on its own rows of it (rank r: rows
+// [r·B/N, (r+1)·B/N), disjoint); the gradients are averaged over the ranks (GradientAverager), the
+// loss too, so every rank takes the same AdamW step and the parameters stay bit-identical. With the
+// same batch_size, N ranks follow the one-process run up to the order of floating-point sums. Rank 0
+// writes checkpoints; every rank resumes from the same file, checked by a parameter checksum.
 #pragma once
 
 #include <chrono>
@@ -20,14 +27,16 @@
 #include "tokenformer/io/atomic_file.hpp"
 #include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/train/data.hpp"
+#include "tokenformer/train/gradient_averaging.hpp"
 #include "tokenformer/train/optimizer.hpp"
+#include "tokenformer/train/process_group.hpp"
 #include "tokenformer/train/schedule.hpp"
 
 namespace tokenformer {
 
 /// The settings of a training run: batch shape, steps, optimizer, schedule, clipping, validation, seed.
 struct TrainerOptions {
-  std::int64_t batch_size = 32;        ///< B, sequences per micro-batch
+  std::int64_t batch_size = 32;        ///< B, sequences per micro-batch (over all ranks: a multiple of their number)
   std::int64_t sequence_length = 128;  ///< T, tokens per sequence
   long steps = 1000;                   ///< total optimizer steps
   int accumulation_steps = 1;          ///< micro-batches per optimizer step
@@ -54,8 +63,9 @@ struct StepRecord {
   double validation_loss = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not evaluated
   double lr = 0;                                                      ///< the learning rate it used
   double gradient_norm = 0;                                           ///< before clipping
-  double tokens_per_second = 0;                                       ///< of this step
-  double elapsed_seconds = 0;                                         ///< since the trainer started (or resumed)
+  double tokens_per_second = 0;                                       ///< of this step, all ranks together
+  double reduce_seconds = 0;   ///< waiting for the gradients' all-reduce after the backward (0 with one rank)
+  double elapsed_seconds = 0;  ///< since the trainer started (or resumed)
 };
 
 /// The training loop over a model and a corpus (see the header comment); the model and the corpus
@@ -64,15 +74,28 @@ template <class Model>
 class Trainer {
  public:
   /// Validates the options (config_error), draws the fixed validation batches and enables training
-  /// on the model.
-  Trainer(Model& model, const TextCorpus& corpus, TrainerOptions options)
-      : model_(model), corpus_(corpus), options_(options), optimizer_(options.adamw), data_rng_(options.seed) {
+  /// on the model. With a `group` of several ranks (which must outlive the trainer), every rank
+  /// constructs its Trainer with the same options and an identical model (see the header comment);
+  /// config_error unless batch_size is a multiple of group.size().
+  Trainer(Model& model, const TextCorpus& corpus, TrainerOptions options,
+          ProcessGroup& group = SingleProcess::instance())
+      : model_(model),
+        corpus_(corpus),
+        options_(options),
+        optimizer_(options.adamw),
+        data_rng_(options.seed),
+        group_(group),
+        averager_(group) {
     options_.validate();
+    if (options_.batch_size % group_.size() != 0)
+      throw config_error("batch_size " + std::to_string(options_.batch_size) + " is not a multiple of the " +
+                         std::to_string(group_.size()) + " ranks");
     schedule_ = CosineSchedule{options_.adamw.lr, options_.min_lr, options_.warmup_steps, options_.steps};
     schedule_.validate();
     Rng validation_rng(0x5eedba5eULL);  // fixed: the same validation set for every run and resume
     for (std::int64_t i = 0; i < options_.eval_batches; ++i)
-      validation_.push_back(corpus_.sample(validation_rng, options_.batch_size, options_.sequence_length, true));
+      validation_.push_back(
+          my_rows(corpus_.sample(validation_rng, options_.batch_size, options_.sequence_length, true)));
     model_.enable_training();
     start_ = std::chrono::steady_clock::now();
   }
@@ -82,7 +105,9 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }           ///< the options
   const std::vector<StepRecord>& history() const { return history_; }  ///< one record per step this trainer took
   AdamW& optimizer() { return optimizer_; }                            ///< the optimizer
-  /// Tokens consumed per optimizer step.
+  ProcessGroup& group() { return group_; }                             ///< the ranks (one by default)
+  bool is_main() const { return group_.is_main(); }                    ///< rank 0: the one that prints and writes files
+  /// Tokens consumed per optimizer step (by all ranks together).
   std::int64_t tokens_per_step() const {
     return options_.batch_size * options_.sequence_length * options_.accumulation_steps;
   }
@@ -93,11 +118,14 @@ class Trainer {
     model_.zero_grad();
     double loss = 0.0;
     for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
-      const Batch batch = corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length);
+      const Batch batch = my_rows(corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length));
+      if (micro + 1 == options_.accumulation_steps) averager_.begin(model_);
       loss += model_.forward_backward(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length,
                                       1.0 / options_.accumulation_steps);
     }
-    loss /= options_.accumulation_steps;
+    const auto reduce_begin = std::chrono::steady_clock::now();
+    averager_.finish(model_);
+    loss = mean_over_ranks(loss) / options_.accumulation_steps;
     StepRecord record;
     record.step = step_ + 1;
     check_finite(model_, record.step, loss);
@@ -110,6 +138,7 @@ class Trainer {
     const auto end = std::chrono::steady_clock::now();
     record.tokens_per_second =
         static_cast<double>(tokens_per_step()) / std::chrono::duration<double>(end - begin).count();
+    record.reduce_seconds = group_.size() == 1 ? 0.0 : std::chrono::duration<double>(end - reduce_begin).count();
     if (options_.eval_every > 0 && (step_ % options_.eval_every == 0 || step_ == options_.steps))
       record.validation_loss = evaluate();
     record.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -117,20 +146,64 @@ class Trainer {
     return record;
   }
 
-  /// Mean loss over the fixed validation batches.
+  /// Mean loss over the fixed validation batches (each rank evaluates its rows of each).
   double evaluate() {
     double total = 0.0;
     for (const auto& batch : validation_)
       total += model_.loss(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length);
-    return total / static_cast<double>(validation_.size());
+    return mean_over_ranks(total) / static_cast<double>(validation_.size());
   }
 
-  /// Saves weights, optimizer state, step and sampler state (atomically).
+  /// Saves weights, optimizer state, step and sampler state (atomically). With several ranks, rank 0
+  /// writes and every rank returns when it has (an error on rank 0 is thrown on every rank).
   void save(const std::string& path) {
-    io::save_training_checkpoint(path, model_, optimizer_, io::TrainingState{step_, data_rng_.state()});
+    std::string error;
+    if (group_.is_main()) {
+      try {
+        io::save_training_checkpoint(path, model_, optimizer_, io::TrainingState{step_, data_rng_.state()});
+      } catch (const std::exception& e) {
+        if (group_.size() == 1) throw;
+        error = e.what();
+      }
+    }
+    if (group_.size() > 1 && group_.any(!error.empty()))
+      throw file_error(error.empty() ? "rank 0 could not write the checkpoint " + path : error);
   }
   /// Continues from a checkpoint written by save(); the next step is the one after the saved step.
+  /// With several ranks every rank reads `path`, and all throw (each model unchanged) unless every
+  /// rank could load it and holds the same parameters afterwards.
   void resume(const std::string& path) {
+    if (group_.size() == 1) return resume_from(path);
+    // Keep what a refused resume must restore: the file may load on one rank and not on another.
+    Model before = model_;
+    const long before_count = optimizer_.step_count(), before_step = step_;
+    const auto before_rng = data_rng_.state();
+    std::string error;
+    try {
+      resume_from(path);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    bool differs = false;
+    if (!group_.any(!error.empty())) {
+      std::uint64_t mine = parameter_checksum(model_), main = mine;
+      group_.broadcast(&main, sizeof main, 0);
+      differs = group_.any(mine != main);
+      if (!differs) return;
+    }
+    if (error.empty()) {  // this rank loaded, another did not (or holds other bits): undo
+      model_ = std::move(before);
+      optimizer_.set_step_count(before_count);
+      step_ = before_step;
+      data_rng_.set_state(before_rng);
+    }
+    throw file_error(!error.empty() ? "resume from " + path + ": " + error
+                     : differs ? "resume from " + path + ": the ranks read different parameters (not the same file?)"
+                               : "resume from " + path + ": another rank could not load it");
+  }
+
+ private:
+  void resume_from(const std::string& path) {
     io::SafetensorsReader file(path);
     const long step = io::detail::metadata_integer(file, "tokenformer.step");
     if (step > options_.steps)  // checked before anything is loaded: a refused resume changes nothing
@@ -141,13 +214,27 @@ class Trainer {
     data_rng_.set_state(state.data_rng);
   }
 
- private:
+  // This rank's rows of a global batch (all of it with one rank).
+  Batch my_rows(Batch batch) const {
+    if (group_.size() == 1) return batch;
+    const std::int64_t share = batch.batch_size / group_.size();
+    return batch.rows(share * group_.rank(), share);
+  }
+
+  double mean_over_ranks(double value) {
+    if (group_.size() == 1) return value;
+    group_.all_reduce_sum(&value, 1);
+    return value / group_.size();
+  }
+
   Model& model_;
   const TextCorpus& corpus_;
   TrainerOptions options_;
   AdamW optimizer_;
   CosineSchedule schedule_;
   Rng data_rng_;
+  ProcessGroup& group_;
+  GradientAverager<Model> averager_;
   std::vector<Batch> validation_;
   std::vector<StepRecord> history_;
   long step_ = 0;

@@ -26,18 +26,21 @@ struct TrainingRunSummary {
   long long tokens_seen = 0;           ///< steps · tokens per step
   double tokens_per_second = 0;        ///< mean over the steps of this run, first step excluded
   double seconds = 0;                  ///< wall time of this run
+  double reduce_seconds_per_step = 0;  ///< mean wait for the gradients' all-reduce (several ranks; else 0)
 };
 
 /// Trains until trainer.done(), writing into `out_dir`: checkpoint.safetensors (after each
 /// evaluation and at the end), curve.csv, curve.svg (titled `title`). Returns the summary; also
-/// writes it as JSON to `summary_json` when not empty.
+/// writes it as JSON to `summary_json` when not empty. With several ranks every rank calls it; rank 0
+/// alone prints and writes.
 template <class Trainer>
 TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, const std::string& title,
                                 const std::string& summary_json = "") {
-  std::filesystem::create_directories(out_dir);
+  const bool main = trainer.is_main();
+  if (main) std::filesystem::create_directories(out_dir);
   const std::string checkpoint = out_dir + "/checkpoint.safetensors";
   ProgressLine progress;
-  double last_validation = NAN, rate_sum = 0;
+  double last_validation = NAN, rate_sum = 0, reduce_sum = 0;
   long measured = 0;
   const long first_step = trainer.step();
   const long total = trainer.options().steps;
@@ -45,6 +48,7 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
     const StepRecord r = trainer.train_step();
     if (r.step > first_step + 1) {  // the first step includes one-time allocations
       rate_sum += r.tokens_per_second;
+      reduce_sum += r.reduce_seconds;
       ++measured;
     }
     const bool evaluated = !std::isnan(r.validation_loss);
@@ -54,10 +58,23 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
     char line[256];
     std::snprintf(line, sizeof line, "step %5ld/%ld  loss %.4f  val %.4f  lr %.2e  %7.0f tok/s  ETA %s", r.step, total,
                   r.loss, last_validation, r.lr, rate, format_duration(eta).c_str());
-    progress.show(line, evaluated);
+    if (main) progress.show(line, evaluated);
     if (evaluated || trainer.done()) trainer.save(checkpoint);  // atomic: never corrupts the previous one
   }
-  progress.finish();
+  if (main) progress.finish();
+
+  TrainingRunSummary s;
+  s.final_train_loss = trainer.history().empty() ? NAN : trainer.history().back().loss;
+  s.final_validation_loss = !std::isnan(last_validation) && !trainer.history().empty() &&
+                                    !std::isnan(trainer.history().back().validation_loss)
+                                ? last_validation
+                                : trainer.evaluate();
+  s.steps = trainer.step();
+  s.tokens_seen = static_cast<long long>(trainer.step()) * trainer.tokens_per_step();
+  s.tokens_per_second = measured ? rate_sum / static_cast<double>(measured) : 0.0;
+  s.reduce_seconds_per_step = measured ? reduce_sum / static_cast<double>(measured) : 0.0;
+  s.seconds = trainer.history().empty() ? 0.0 : trainer.history().back().elapsed_seconds;
+  if (!main) return s;
 
   write_history_csv(out_dir + "/curve.csv", trainer.history());
   PlotSeries train{"training loss", {}, {}, "#1f77b4"}, validation{"validation loss", {}, {}, "#d62728"};
@@ -70,23 +87,14 @@ TrainingRunSummary run_training(Trainer& trainer, const std::string& out_dir, co
     }
   }
   write_svg_plot(out_dir + "/curve.svg", {train, validation}, title, "step", "loss (nats/token)");
-
-  TrainingRunSummary s;
-  s.final_train_loss = trainer.history().empty() ? NAN : trainer.history().back().loss;
-  s.final_validation_loss = !std::isnan(last_validation) && !trainer.history().empty() &&
-                                    !std::isnan(trainer.history().back().validation_loss)
-                                ? last_validation
-                                : trainer.evaluate();
-  s.steps = trainer.step();
-  s.tokens_seen = static_cast<long long>(trainer.step()) * trainer.tokens_per_step();
-  s.tokens_per_second = measured ? rate_sum / static_cast<double>(measured) : 0.0;
-  s.seconds = trainer.history().empty() ? 0.0 : trainer.history().back().elapsed_seconds;
   if (!summary_json.empty()) {
     char json[512];
     std::snprintf(json, sizeof json,
                   "{\n  \"final_train_loss\": %.6f,\n  \"final_validation_loss\": %.6f,\n  \"steps\": %ld,\n"
-                  "  \"tokens_seen\": %lld,\n  \"tokens_per_second\": %.1f,\n  \"seconds\": %.1f\n}\n",
-                  s.final_train_loss, s.final_validation_loss, s.steps, s.tokens_seen, s.tokens_per_second, s.seconds);
+                  "  \"tokens_seen\": %lld,\n  \"tokens_per_second\": %.1f,\n  \"seconds\": %.1f,\n"
+                  "  \"ranks\": %d,\n  \"reduce_seconds_per_step\": %.6f\n}\n",
+                  s.final_train_loss, s.final_validation_loss, s.steps, s.tokens_seen, s.tokens_per_second, s.seconds,
+                  trainer.group().size(), s.reduce_seconds_per_step);
     io::write_file_atomically(summary_json, [&](io::FileSink& sink) { sink.write(json, std::strlen(json)); });
   }
   return s;
@@ -110,6 +118,7 @@ struct ComputeCurve {
 /// Trains until trainer.done(), showing a progress line labelled `label`, and records the validation
 /// loss at every evaluation against flops_per_step · steps. `after_step`, when given, runs after each
 /// step (e.g. an Unfreezer's update). The trainer must evaluate at its last step (eval_every > 0).
+/// With several ranks every rank calls it; rank 0 alone prints.
 template <class Trainer>
 ComputeCurve run_compute_curve(Trainer& trainer, double flops_per_step, const std::string& label,
                                const std::function<void(const StepRecord&)>& after_step = {}) {
@@ -134,9 +143,9 @@ ComputeCurve run_compute_curve(Trainer& trainer, double flops_per_step, const st
       r.validation.push_back(s.validation_loss);
       std::snprintf(line + std::strlen(line), sizeof line - std::strlen(line), "  val %.4f", s.validation_loss);
     }
-    progress.show(line, !std::isnan(s.validation_loss));
+    if (trainer.is_main()) progress.show(line, !std::isnan(s.validation_loss));
   }
-  progress.finish();
+  if (trainer.is_main()) progress.finish();
   r.steps = trainer.step();
   r.final_validation = r.validation.back();
   if (!step_seconds.empty()) {
