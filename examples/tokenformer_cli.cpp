@@ -645,10 +645,11 @@ int command_train(int argc, char** argv) {
   }
   ProcessGroup& group = mpi_group ? static_cast<ProcessGroup&>(*mpi_group) : SingleProcess::instance();
 #else
-  if (const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE"); ranks != nullptr && std::string(ranks) != "1")
-    throw UsageError("started by mpirun with " + std::string(ranks) +
-                     " processes, but this tokenformer-cli was built without MPI (install libopenmpi-dev and "
-                     "rebuild): each process would train alone and write the same files");
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})  // Open MPI, MPICH, Slurm
+    if (const char* ranks = std::getenv(variable); ranks != nullptr && std::string(ranks) != "1")
+      throw UsageError("started with " + std::string(ranks) + " processes (" + variable +
+                       "), but this tokenformer-cli was built without MPI (install libopenmpi-dev and rebuild): "
+                       "each process would train alone and write the same files");
   ProcessGroup& group = SingleProcess::instance();
 #endif
   try {

@@ -58,6 +58,11 @@ class MpiSession {
     int provided = 0;
     detail::mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
     owner_ = true;
+    if (provided < MPI_THREAD_FUNNELED) {
+      MPI_Finalize();
+      owner_ = false;
+      throw mpi_error("this MPI does not support MPI_THREAD_FUNNELED (OpenMP threads beside MPI calls)");
+    }
   }
   MpiSession(const MpiSession&) = delete;             ///< one session
   MpiSession& operator=(const MpiSession&) = delete;  ///< one session
@@ -92,6 +97,7 @@ class MpiProcessGroup final : public ProcessGroup {
   /// The ranks of `communicator` (default MPI_COMM_WORLD); MPI must be initialized (MpiSession).
   explicit MpiProcessGroup(MPI_Comm communicator = MPI_COMM_WORLD) {
     detail::mpi_check(MPI_Comm_dup(communicator, &comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);  // errors on our communicator throw mpi_error
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
   }

@@ -7,7 +7,7 @@
 // on_layer_backward_done hook, where the model has one), the embedding's and the final norm's at the
 // end; then every rank waits for all of them and scales by 1/size(). So the reduction of the last
 // layers overlaps the backward of the first ones wherever the ProcessGroup can progress in the
-// background. Only the trainable rows are reduced (frozen rows after growth keep no gradient).
+// background. Only the trainable rows are reduced (the optimizer ignores frozen rows' gradients).
 #pragma once
 
 #include <cstddef>
@@ -55,6 +55,11 @@ class GradientAverager {
         reduced_layers_[layer] = true;
       };
     }
+  }
+
+  /// Removes the hook begin() installed (the Trainer calls it when a step ends, also by an exception).
+  void remove_hook(Model& model) {
+    if constexpr (detail::has_layer_backward_hook<Model>::value) model.on_layer_backward_done = nullptr;
   }
 
   /// Starts what the hook did not, waits for every all-reduce and divides by the number of ranks;

@@ -146,19 +146,31 @@ double global_gradient_norm(Model& model) {
   return std::sqrt(total);
 }
 
-/// Scales all gradients so that their global norm is at most `max_norm` (torch's clip_grad_norm_:
-/// factor max_norm / (norm + 1e-6) when below 1). Returns the norm before clipping.
+/// The factor clipping multiplies the gradients by: max_norm / (norm + 1e-6) when below 1, else 1
+/// (torch's clip_grad_norm_).
+inline double clip_factor(double max_norm, double norm) {
+  const double factor = max_norm / (norm + 1e-6);
+  return factor < 1.0 ? factor : 1.0;
+}
+
+/// Multiplies every trainable gradient by `factor` (nothing when it is 1).
+template <class Model>
+void scale_gradients(Model& model, double factor) {
+  if (factor == 1.0) return;
+  model.for_each_parameter([&](const std::string&, auto& p) {
+    using T = typename std::decay_t<decltype(p.value)>::value_type;
+    if (p.trainable_count() != 0 && p.grad.size() != 0)
+      kernels::scale(p.grad.device(), p.grad.data() + p.trainable_offset(), static_cast<T>(factor),
+                     p.trainable_count());
+  });
+}
+
+/// Scales all gradients so that their global norm is at most `max_norm` (clip_factor). Returns the
+/// norm before clipping.
 template <class Model>
 double clip_gradient_norm(Model& model, double max_norm) {
   const double norm = global_gradient_norm(model);
-  const double factor = max_norm / (norm + 1e-6);
-  if (factor < 1.0)
-    model.for_each_parameter([&](const std::string&, auto& p) {
-      using T = typename std::decay_t<decltype(p.value)>::value_type;
-      if (p.trainable_count() != 0 && p.grad.size() != 0)
-        kernels::scale(p.grad.device(), p.grad.data() + p.trainable_offset(), static_cast<T>(factor),
-                       p.trainable_count());
-    });
+  scale_gradients(model, clip_factor(max_norm, norm));
   return norm;
 }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -112,25 +113,55 @@ class Trainer {
     return options_.batch_size * options_.sequence_length * options_.accumulation_steps;
   }
 
-  /// One optimizer step. Throws numeric_error (naming the step and tensor) on NaN or Inf.
+  /// The hook the trainer installs on the model for one step is removed when the trainer goes.
+  ~Trainer() { averager_.remove_hook(model_); }
+  Trainer(const Trainer&) = delete;             ///< holds references to the model and the group
+  Trainer& operator=(const Trainer&) = delete;  ///< holds references to the model and the group
+
+  /// One optimizer step. Throws numeric_error (naming the step and tensor) on NaN or Inf (with
+  /// several ranks, on every rank). Collective: with several ranks every rank calls it; an exception
+  /// other than those leaves the ranks out of step, so a program must then stop them all
+  /// (MpiSession::abort, as tokenformer-cli does).
   StepRecord train_step() {
     const auto begin = std::chrono::steady_clock::now();
     model_.zero_grad();
     double loss = 0.0;
-    for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
-      const Batch batch = my_rows(corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length));
-      if (micro + 1 == options_.accumulation_steps) averager_.begin(model_);
-      loss += model_.forward_backward(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length,
-                                      1.0 / options_.accumulation_steps);
+    {
+      auto remove_hook = [this](void*) { averager_.remove_hook(model_); };  // also when forward_backward throws
+      std::unique_ptr<void, decltype(remove_hook)> guard(this, remove_hook);
+      for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
+        const Batch batch = my_rows(corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length));
+        if (micro + 1 == options_.accumulation_steps) averager_.begin(model_);
+        loss += model_.forward_backward(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length,
+                                        1.0 / options_.accumulation_steps);
+      }
     }
     const auto reduce_begin = std::chrono::steady_clock::now();
     averager_.finish(model_);
+    const auto reduce_end = std::chrono::steady_clock::now();
     loss = mean_over_ranks(loss) / options_.accumulation_steps;
     StepRecord record;
     record.step = step_ + 1;
-    check_finite(model_, record.step, loss);
-    record.gradient_norm =
-        options_.clip_norm > 0 ? clip_gradient_norm(model_, options_.clip_norm) : global_gradient_norm(model_);
+    if (group_.size() == 1) {
+      check_finite(model_, record.step, loss);
+      record.gradient_norm =
+          options_.clip_norm > 0 ? clip_gradient_norm(model_, options_.clip_norm) : global_gradient_norm(model_);
+    } else {
+      // Frozen rows keep per-rank gradients: the ranks agree before one of them throws.
+      std::string error;
+      try {
+        check_finite(model_, record.step, loss);
+      } catch (const numeric_error& e) {
+        error = e.what();
+      }
+      if (group_.any(!error.empty()))
+        throw numeric_error(
+            error.empty() ? "step " + std::to_string(record.step) + ": another rank found a non-finite value" : error);
+      // The norm's bits depend on the thread count (an OpenMP reduction): rank 0's, for every rank.
+      record.gradient_norm = global_gradient_norm(model_);
+      group_.broadcast(&record.gradient_norm, sizeof record.gradient_norm, 0);
+      if (options_.clip_norm > 0) scale_gradients(model_, clip_factor(options_.clip_norm, record.gradient_norm));
+    }
     record.lr = schedule_(step_);
     optimizer_.step(model_, record.lr);
     ++step_;
@@ -138,7 +169,7 @@ class Trainer {
     const auto end = std::chrono::steady_clock::now();
     record.tokens_per_second =
         static_cast<double>(tokens_per_step()) / std::chrono::duration<double>(end - begin).count();
-    record.reduce_seconds = group_.size() == 1 ? 0.0 : std::chrono::duration<double>(end - reduce_begin).count();
+    record.reduce_seconds = group_.size() == 1 ? 0.0 : std::chrono::duration<double>(reduce_end - reduce_begin).count();
     if (options_.eval_every > 0 && (step_ % options_.eval_every == 0 || step_ == options_.steps))
       record.validation_loss = evaluate();
     record.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -146,7 +177,8 @@ class Trainer {
     return record;
   }
 
-  /// Mean loss over the fixed validation batches (each rank evaluates its rows of each).
+  /// Mean loss over the fixed validation batches (each rank evaluates its rows of each). Collective:
+  /// with several ranks every rank calls it.
   double evaluate() {
     double total = 0.0;
     for (const auto& batch : validation_)
@@ -156,6 +188,7 @@ class Trainer {
 
   /// Saves weights, optimizer state, step and sampler state (atomically). With several ranks, rank 0
   /// writes and every rank returns when it has (an error on rank 0 is thrown on every rank).
+  /// Collective: every rank calls it (not only rank 0).
   void save(const std::string& path) {
     std::string error;
     if (group_.is_main()) {
@@ -171,7 +204,8 @@ class Trainer {
   }
   /// Continues from a checkpoint written by save(); the next step is the one after the saved step.
   /// With several ranks every rank reads `path`, and all throw (each model unchanged) unless every
-  /// rank could load it and holds the same parameters afterwards.
+  /// rank could load it and holds the same parameters afterwards. Collective. With several ranks it
+  /// keeps a copy of the model (values, gradients, moments) while it loads, to undo a refused resume.
   void resume(const std::string& path) {
     if (group_.size() == 1) return resume_from(path);
     // Keep what a refused resume must restore: the file may load on one rank and not on another.
@@ -191,12 +225,11 @@ class Trainer {
       differs = group_.any(mine != main);
       if (!differs) return;
     }
-    if (error.empty()) {  // this rank loaded, another did not (or holds other bits): undo
-      model_ = std::move(before);
-      optimizer_.set_step_count(before_count);
-      step_ = before_step;
-      data_rng_.set_state(before_rng);
-    }
+    // Undo on every rank, also on one whose load failed part of the way.
+    model_ = std::move(before);
+    optimizer_.set_step_count(before_count);
+    step_ = before_step;
+    data_rng_.set_state(before_rng);
     throw file_error(!error.empty() ? "resume from " + path + ": " + error
                      : differs ? "resume from " + path + ": the ranks read different parameters (not the same file?)"
                                : "resume from " + path + ": another rank could not load it");
