@@ -40,13 +40,15 @@ class GradientAverager {
   explicit GradientAverager(ProcessGroup& group) : group_(group) {}
 
   /// Installs the layer hook (a model without one is reduced whole in finish()). Throws
-  /// argument_error for parameters that are not in host memory when there are several ranks.
+  /// argument_error, when there are several ranks, for parameters in device memory that the group
+  /// cannot sum (an MpiProcessGroup sums host memory: CPU models; NcclProcessGroup GPU models).
   void begin(Model& model) {
     if (group_.size() == 1) return;
     model.for_each_parameter([&](const std::string& name, auto& p) {
-      if (!std::is_same<std::decay_t<decltype(p.value.device())>, cpu>::value && p.trainable_count() != 0)
+      if (!std::is_same<std::decay_t<decltype(p.value.device())>, cpu>::value && p.trainable_count() != 0 &&
+          !group_.accepts_device_memory())
         throw argument_error("data-parallel training: parameter '" + name + "' is on " + p.value.device().name() +
-                             "; the ProcessGroup all-reduces host memory (CPU models)");
+                             "; this ProcessGroup sums host memory only (GPU models need NcclProcessGroup)");
     });
     if constexpr (detail::has_layer_backward_hook<Model>::value) {
       reduced_layers_.assign(model.layers.size(), false);

@@ -34,6 +34,8 @@ class ProcessGroup {
   virtual void all_reduce_sum(float* data, std::size_t count) = 0;
   /// The same for doubles.
   virtual void all_reduce_sum(double* data, std::size_t count) = 0;
+  /// Whether the sums take device (GPU) memory too; false: host memory only.
+  virtual bool accepts_device_memory() const { return false; }
   /// Starts all_reduce_sum(data, count) and returns at once where the implementation can overlap it
   /// with computation; `data` must stay untouched until wait_all(). The default does it now.
   virtual void start_all_reduce_sum(float* data, std::size_t count) { all_reduce_sum(data, count); }
