@@ -92,7 +92,7 @@ class GradientAverager {
  private:
   template <class Module>
   void start(Module& module) {
-    module.for_each_parameter([this](const std::string&, auto& p) { start_one(p); });
+    module.for_each_parameter([this](const std::string&, auto& p) { this->start_one(p); });
     group_.progress();
   }
   template <class P>
