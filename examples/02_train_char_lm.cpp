@@ -9,6 +9,8 @@
 //
 // Run:  ./build/examples/02_train_char_lm [--corpus FILE]... [--steps N] [--out-dir DIR]
 //                                         [--resume CHECKPOINT] [--summary-json PATH]
+//       mpirun -np N ./build/examples/02_train_char_lm ...   (built with MPI: N ranks train the same
+//       model on disjoint rows of each batch; rank 0 prints and writes; see the README's MPI section)
 // Defaults train a 4-layer model of hidden size 192 (6 heads, 192/192/768 qkv/proj/ffn tokens, 2.4M
 // parameters) on Debian's fortunes for 1000 steps of 16 x 128 bytes. Outputs in --out-dir (default
 // char_lm_out): curve.csv, curve.svg, checkpoint.safetensors, summary.json (or --summary-json PATH).
@@ -24,6 +26,9 @@
 #include <vector>
 
 #include "tokenformer/tokenformer.hpp"
+#if TOKENFORMER_HAVE_MPI
+#include "tokenformer/distributed/mpi.hpp"
+#endif
 
 using namespace tokenformer;
 
@@ -98,17 +103,17 @@ Arguments parse(int argc, char** argv) {
   return a;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
+int train(int argc, char** argv, ProcessGroup& ranks) try {
   const Arguments args = parse(argc, argv);
   std::filesystem::create_directories(args.out_dir);
+  const bool main_rank = ranks.is_main();
 
   // ---- 1. Data: bytes of real text, 90% for training, 10% held out ------------------------------
   const auto files = args.corpus.empty() ? TextCorpus::default_files() : args.corpus;
   TextCorpus corpus(files, 0.1);
-  std::printf("corpus: %zu files, %zu training bytes, %zu validation bytes\n", files.size(),
-              corpus.train_tokens().size(), corpus.validation_tokens().size());
+  if (main_rank)
+    std::printf("corpus: %zu files, %zu training bytes, %zu validation bytes\n", files.size(),
+                corpus.train_tokens().size(), corpus.validation_tokens().size());
 
   // ---- 2. Model: a preset config, initialized as the official code does ---------------------------
   ModelConfig config = ModelConfig::from<presets::Small>();
@@ -122,10 +127,11 @@ int main(int argc, char** argv) try {
   Model model(config);
   Rng init(args.seed);
   model.initialize(init);
-  std::printf("model: %td layers, hidden %td, %td heads, tokens qkv/proj/ffn %td/%td/%td, %td parameters\n",
-              model.config().num_layers, model.config().hidden_size, model.config().num_heads,
-              model.config().qkv_tokens, model.config().proj_tokens, model.config().ffn_tokens,
-              model.parameter_count());
+  if (main_rank)
+    std::printf("model: %td layers, hidden %td, %td heads, tokens qkv/proj/ffn %td/%td/%td, %td parameters, %s\n",
+                model.config().num_layers, model.config().hidden_size, model.config().num_heads,
+                model.config().qkv_tokens, model.config().proj_tokens, model.config().ffn_tokens,
+                model.parameter_count(), ranks.description().c_str());
 
   // ---- 3. Trainer: AdamW (official betas, eps, decay), warmup + cosine, clipping at 1.0 ----------
   TrainerOptions options;
@@ -138,10 +144,10 @@ int main(int argc, char** argv) try {
   options.eval_every = args.eval_every;
   options.eval_batches = 8;
   options.seed = args.seed;
-  Trainer<Model> trainer(model, corpus, options);
+  Trainer<Model> trainer(model, corpus, options, ranks);
   if (!args.resume.empty()) {
     trainer.resume(args.resume);
-    std::printf("resumed from %s at step %ld\n", args.resume.c_str(), trainer.step());
+    if (main_rank) std::printf("resumed from %s at step %ld\n", args.resume.c_str(), trainer.step());
   }
 
   // ---- 4. Train: each step is forward + backward over a batch, clipping, a NaN/Inf check and one
@@ -150,6 +156,8 @@ int main(int argc, char** argv) try {
   const std::string summary_path = args.summary_json.empty() ? args.out_dir + "/summary.json" : args.summary_json;
   const TrainingRunSummary summary =
       run_training(trainer, args.out_dir, "Byte-level TokenFormer on fortunes", summary_path);
+
+  if (!main_rank) return 0;
 
   // ---- 6. Sample some text ------------------------------------------------------------------------
   Rng sampler(args.seed + 1);
@@ -169,5 +177,22 @@ int main(int argc, char** argv) try {
   return std::isfinite(final_validation) ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "02_train_char_lm: %s\n", e.what());
-  return 1;
+  return 1;  // under mpirun, a rank that exits non-zero stops the others
+}
+
+}  // namespace
+
+// Alone, or one of N ranks under mpirun (each trains on its rows of every batch; rank 0 prints).
+int main(int argc, char** argv) {
+#if TOKENFORMER_HAVE_MPI
+  DataParallelLaunch launch(&argc, &argv);
+  return train(argc, argv, launch.group());
+#else
+  if (launched_process_count() > 1) {
+    std::fprintf(stderr, "02_train_char_lm: started as %d processes, but built without MPI\n",
+                 launched_process_count());
+    return 1;
+  }
+  return train(argc, argv, SingleProcess::instance());
+#endif
 }

@@ -637,19 +637,13 @@ int command_train(int argc, char** argv) {
 
     // Under mpirun (and built with MPI) the ranks train one model together; otherwise one process.
 #if TOKENFORMER_HAVE_MPI
-  std::optional<MpiSession> mpi;
-  std::optional<MpiProcessGroup> mpi_group;
-  if (MpiSession::launched_by_mpirun()) {
-    mpi.emplace(&argc, &argv);
-    mpi_group.emplace();
-  }
-  ProcessGroup& group = mpi_group ? static_cast<ProcessGroup&>(*mpi_group) : SingleProcess::instance();
+  DataParallelLaunch launch(&argc, &argv);
+  ProcessGroup& group = launch.group();
 #else
-  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})  // Open MPI, MPICH, Slurm
-    if (const char* ranks = std::getenv(variable); ranks != nullptr && std::string(ranks) != "1")
-      throw UsageError("started with " + std::string(ranks) + " processes (" + variable +
-                       "), but this tokenformer-cli was built without MPI (install libopenmpi-dev and rebuild): "
-                       "each process would train alone and write the same files");
+  if (launched_process_count() > 1)
+    throw UsageError("started as " + std::to_string(launched_process_count()) +
+                     " processes, but this tokenformer-cli was built without MPI (install libopenmpi-dev and "
+                     "rebuild): each process would train alone and write the same files");
   ProcessGroup& group = SingleProcess::instance();
 #endif
   try {

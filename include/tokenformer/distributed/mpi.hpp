@@ -17,7 +17,10 @@
 #include <algorithm>
 #include <climits>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,11 +69,20 @@ class MpiSession {
   }
   MpiSession(const MpiSession&) = delete;             ///< one session
   MpiSession& operator=(const MpiSession&) = delete;  ///< one session
-  /// MPI_Finalize, if this session initialized MPI.
+  /// MPI_Finalize, if this session initialized MPI. When an exception leaves its scope with several
+  /// ranks, MPI_Abort instead: the other ranks may be waiting in a collective this rank will never
+  /// reach, and would otherwise wait forever.
   ~MpiSession() {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (owner_ && !finalized) MPI_Finalize();
+    if (!owner_ || finalized) return;
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (std::uncaught_exceptions() > 0 && size > 1) {
+      std::fputs("tokenformer: an exception left the MPI session on one rank: aborting every rank\n", stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Finalize();
   }
 
   /// Whether this process was started by an MPI launcher (mpirun, mpiexec, srun): Open MPI's, PMI's
@@ -103,11 +115,12 @@ class MpiProcessGroup final : public ProcessGroup {
   }
   MpiProcessGroup(const MpiProcessGroup&) = delete;             ///< owns a communicator
   MpiProcessGroup& operator=(const MpiProcessGroup&) = delete;  ///< owns a communicator
-  /// Waits for unfinished all-reduces and frees the communicator (unless MPI is finalized already).
+  /// Waits for unfinished all-reduces and frees the communicator (unless MPI is finalized already, or
+  /// an exception is unwinding: the other ranks may never join them, and MpiSession aborts).
   ~MpiProcessGroup() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized) return;
+    if (finalized || std::uncaught_exceptions() > 0) return;
     if (!requests_.empty()) MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     MPI_Comm_free(&comm_);
   }
@@ -187,6 +200,24 @@ class MpiProcessGroup final : public ProcessGroup {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::vector<MPI_Request> requests_;
+};
+
+/// MPI when this process was started by an MPI launcher (MpiSession::launched_by_mpirun), one
+/// process otherwise: what a training program needs to run unchanged alone or under `mpirun -np N`.
+class DataParallelLaunch {
+ public:
+  /// Initializes MPI and takes MPI_COMM_WORLD's ranks if launched by mpirun; else nothing.
+  DataParallelLaunch(int* argc, char*** argv) {
+    if (!MpiSession::launched_by_mpirun()) return;
+    session_.emplace(argc, argv);
+    ranks_.emplace();
+  }
+  /// The ranks (an MpiProcessGroup), or SingleProcess::instance().
+  ProcessGroup& group() { return ranks_ ? static_cast<ProcessGroup&>(*ranks_) : SingleProcess::instance(); }
+
+ private:
+  std::optional<MpiSession> session_;  // declared first: finalized after the group is freed
+  std::optional<MpiProcessGroup> ranks_;
 };
 
 }  // namespace tokenformer

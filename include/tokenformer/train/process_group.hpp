@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -84,6 +85,18 @@ class SingleProcess final : public ProcessGroup {
     if (root != 0) throw argument_error("broadcast: root " + std::to_string(root) + " of a single process");
   }
 };
+
+/// The number of processes this job was started with, as an MPI launcher's environment says
+/// (Open MPI's OMPI_COMM_WORLD_SIZE, MPICH's PMI_SIZE, Slurm's SLURM_NTASKS); 1 when there is none.
+/// A program built without MPI checks it to refuse `mpirun -np N` instead of training N copies.
+inline int launched_process_count() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})
+    if (const char* value = std::getenv(name); value != nullptr) {
+      const long count = std::strtol(value, nullptr, 10);
+      if (count > 1) return static_cast<int>(count < 1 << 20 ? count : 1 << 20);
+    }
+  return 1;
+}
 
 /// A checksum of the parameter values (FNV-1a over their bits, in visiting order, names included):
 /// equal on every rank exactly when the ranks hold bit-identical parameters.
