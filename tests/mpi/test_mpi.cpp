@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mpi_test_setup.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/distributed/mpi.hpp"
 #include "tokenformer/io/checkpoint.hpp"
@@ -33,48 +34,15 @@ namespace {
 
 MpiProcessGroup* world = nullptr;  // set by main
 
-struct TinyModel : presets::Tiny {
-  static constexpr index_t num_layers = 2, hidden_size = 32, num_heads = 2;
-  static constexpr index_t qkv_tokens = 16, proj_tokens = 16, ffn_tokens = 32;
-};
-using Model = LanguageModel<TinyModel>;
+using mpi_test::options;
+using Model = LanguageModel<mpi_test::TinyModel>;
 
-// A directory every rank agrees on (rank 0's process id), removed by rank 0 at the end.
-std::string shared_directory() {
-  long id = static_cast<long>(::getpid());
-  world->broadcast(&id, sizeof id, 0);
-  const auto dir = std::filesystem::temp_directory_path() / ("tokenformer_test_mpi_" + std::to_string(id));
-  if (world->is_main()) std::filesystem::create_directories(dir);
-  world->barrier();
-  return dir.string();
-}
+// A directory every rank agrees on, removed by rank 0 at the end of the test that asked for it.
+std::string shared_directory() { return mpi_test::shared_directory(*world, "tokenformer_test_mpi_"); }
 
 const TextCorpus& corpus() {
-  static const TextCorpus text = [] {
-    const std::string dir = shared_directory();
-    const std::string path = dir + "/corpus.txt";
-    if (world->is_main()) {
-      std::ofstream out(path);
-      for (int i = 0; i < 300; ++i)
-        out << "The quick brown fox " << i % 17 << " jumps over the lazy dog. A stitch in time saves nine.\n";
-    }
-    world->barrier();
-    return TextCorpus({path}, 0.2);
-  }();
+  static const TextCorpus text(std::vector<std::string>{mpi_test::write_corpus(*world, shared_directory())}, 0.2);
   return text;
-}
-
-TrainerOptions options(long steps) {
-  TrainerOptions o;
-  o.batch_size = 4;
-  o.sequence_length = 16;
-  o.steps = steps;
-  o.warmup_steps = 2;
-  o.eval_every = 3;
-  o.eval_batches = 2;
-  o.adamw.lr = 3e-3;
-  o.seed = 77;
-  return o;
 }
 
 Model fresh_model() {

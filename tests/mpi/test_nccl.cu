@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "mpi_test_setup.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/distributed/nccl.cuh"
 #include "tokenformer/kernels/cuda.cuh"
@@ -21,30 +22,13 @@ using Gpu = tokenformer::cuda;  // `cuda` alone is ambiguous with CCCL's ::cuda 
 
 namespace {
 
-struct TinyModel : tf::presets::Tiny {
-  static constexpr tf::index_t num_layers = 2, hidden_size = 32, num_heads = 2;
-  static constexpr tf::index_t qkv_tokens = 16, proj_tokens = 16, ffn_tokens = 32;
-};
-using Model = tf::LanguageModel<TinyModel, Gpu>;
+using Model = tf::LanguageModel<mpi_test::TinyModel, Gpu>;
 
 int failures = 0;
 void check(bool ok, const std::string& what) {
   if (ok) return;
   ++failures;
   std::fprintf(stderr, "FAILED: %s\n", what.c_str());
-}
-
-tf::TrainerOptions options() {
-  tf::TrainerOptions o;
-  o.batch_size = 4;
-  o.sequence_length = 16;
-  o.steps = 6;
-  o.warmup_steps = 2;
-  o.eval_every = 3;
-  o.eval_batches = 2;
-  o.adamw.lr = 3e-3;
-  o.seed = 77;
-  return o;
 }
 
 }  // namespace
@@ -65,25 +49,15 @@ int main(int argc, char** argv) {
     Gpu gpu = Gpu::create(ranks.rank());
     tf::NcclProcessGroup group(ranks, gpu);
 
-    long id = static_cast<long>(::getpid());
-    ranks.broadcast(&id, sizeof id, 0);
-    const auto dir = std::filesystem::temp_directory_path() / ("tokenformer_test_nccl_" + std::to_string(id));
-    const std::string path = (dir / "corpus.txt").string();
-    if (ranks.is_main()) {
-      std::filesystem::create_directories(dir);
-      std::ofstream out(path);
-      for (int i = 0; i < 300; ++i)
-        out << "The quick brown fox " << i % 17 << " jumps over the lazy dog. A stitch in time saves nine.\n";
-    }
-    ranks.barrier();
-    const tf::TextCorpus corpus({path}, 0.2);
+    const std::string dir = mpi_test::shared_directory(ranks, "tokenformer_test_nccl_");
+    const tf::TextCorpus corpus({mpi_test::write_corpus(ranks, dir)}, 0.2);
 
     Model shared(gpu), alone(gpu);
     tf::Rng init(5), init_again(5);
     shared.initialize(init);
     alone.initialize(init_again);
-    tf::Trainer<Model> two(shared, corpus, options(), group);
-    tf::Trainer<Model> one(alone, corpus, options());
+    tf::Trainer<Model> two(shared, corpus, mpi_test::options(6), group);
+    tf::Trainer<Model> one(alone, corpus, mpi_test::options(6));
     while (!two.done()) {
       const tf::StepRecord a = one.train_step(), b = two.train_step();
       const std::uint64_t mine = tf::parameter_checksum(shared);
