@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # install_deps.sh [--with-tests] [--with-bench] [--with-clang] [--with-corpus] [--with-mpi]
 # [--with-aarch64] [--with-cortex-m]: make sure the Debian packages tokenformer builds with are
-# installed: the library's (a compiler, CMake, Eigen, xsimd) and those of the parts named (MPI: Open
+# installed: the library's (a compiler, CMake, Eigen, xsimd, oneDNN for the GEMMs) and those of the parts named (MPI: Open
 # MPI for tokenformer::mpi; the cross targets: their compilers and QEMU). As root, installs what is missing with apt-get; otherwise prints the
 # exact command.
 set -euo pipefail
 
-packages=(g++ cmake make libeigen3-dev libxsimd-dev)
+packages=(g++ cmake make libeigen3-dev libxsimd-dev libdnnl-dev)  # oneDNN: the fastest CPU GEMM (optional for consumers)
 for arg in "$@"; do
   case "$arg" in
     --with-tests) packages+=(catch2 libthrust-dev libutf8proc-dev doxygen) ;;

@@ -2,7 +2,8 @@
 # run_tests.sh [--sanitize]: install missing packages, build everything (Release, -O3 -march=native)
 # and run the whole test suite with CTest. --sanitize builds in build-asan with
 # -fsanitize=address,undefined instead (without the nvcc-compiled programs and MPI; the Thrust
-# host-backend tests do run under the sanitizers). The MPI tests are built where MPI is installed
+# host-backend tests do run under the sanitizers), with Eigen's GEMM alone (TOKENFORMER_GEMM=eigen:
+# our own code, all instrumented, instead of oneDNN's or OpenBLAS's uninstrumented kernels). The MPI tests are built where MPI is installed
 # (install_deps.sh --with-mpi; CI does it in a stage of its own).
 # Where nvcc is found (/usr/local/cuda/bin/nvcc), the CUDA tests, example and benchmark are compiled
 # too; the GPU tests run where there is a GPU and are reported as skipped where there is none. The
@@ -17,7 +18,7 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
   flags=(-DCMAKE_BUILD_TYPE=Release -DTOKENFORMER_REQUIRE_ALL=ON -DTOKENFORMER_SANITIZE=ON -DTOKENFORMER_BUILD_BENCHMARKS=OFF
-         -DTOKENFORMER_ENABLE_CUDA=OFF -DTOKENFORMER_ENABLE_MPI=OFF)
+         -DTOKENFORMER_ENABLE_CUDA=OFF -DTOKENFORMER_ENABLE_MPI=OFF -DTOKENFORMER_GEMM=eigen)
 fi
 
 ./install_deps.sh --with-tests --with-bench --with-clang

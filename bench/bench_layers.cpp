@@ -20,10 +20,12 @@
 // The bare-GEMM baselines allocate (and so touch) their buffers before the loop too.
 //
 // Every benchmark but the norm reports GFLOPs (GFLOP/s of wall time) from the FLOP counts below.
-// The same source builds bench_layers (Eigen's GEMM) and bench_layers_openblas (EIGEN_USE_BLAS); the
-// "gemm" context line of the output says which one ran. Tabulate both: bench/run_benchmarks.py.
+// The GEMM backend is chosen at run time (TOKENFORMER_GEMM=eigen|openblas|onednn, default the fastest
+// linked); the "gemm" context line of the output says which one ran. bench/run_benchmarks.py runs
+// every linked backend and tabulates them side by side.
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <string>
 
 #include "tokenformer/core/eigen.hpp"
@@ -211,15 +213,6 @@ void register_benchmark(const char* name, void (*fn)(benchmark::State&)) {
       ->MinTime(min_time_s);
 }
 
-std::string gemm_backend() {
-#ifdef EIGEN_USE_BLAS
-  return "OpenBLAS (EIGEN_USE_BLAS)";
-#else
-  return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-         std::to_string(EIGEN_MINOR_VERSION);
-#endif
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,9 +223,21 @@ int main(int argc, char** argv) {
   register_benchmark("BM_LayerGemms", BM_LayerGemms);
   register_benchmark("BM_Attention", BM_Attention);
 
+  // --list_gemm_backends: the GEMM backends this program links, one per line (for the run scripts,
+  // which run it once per backend with TOKENFORMER_GEMM set).
+  if (argc == 2 && std::string(argv[1]) == "--list_gemm_backends") {
+    for (auto backend : {kernels::GemmBackend::eigen, kernels::GemmBackend::openblas, kernels::GemmBackend::onednn})
+      if (kernels::gemm_backend_available(backend)) std::printf("%s\n", kernels::to_string(backend));
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("gemm", gemm_backend());
+  try {
+    benchmark::AddCustomContext("gemm", kernels::gemm_backend_description());
+  } catch (const error& e) {  // TOKENFORMER_GEMM names an unknown backend or one not linked
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
 #if TOKENFORMER_OPENMP
   benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));
 #else

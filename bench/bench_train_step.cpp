@@ -29,6 +29,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -115,15 +116,6 @@ void BM_TrainStep(benchmark::State& state, const TrainShape& shape) {
                  " B=" + std::to_string(B) + " T=" + std::to_string(T));
 }
 
-std::string gemm_backend() {
-#ifdef EIGEN_USE_BLAS
-  return "OpenBLAS (EIGEN_USE_BLAS)";
-#else
-  return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-         std::to_string(EIGEN_MINOR_VERSION);
-#endif
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,9 +127,21 @@ int main(int argc, char** argv) {
         ->MinTime(2.0);
   }
 
+  // --list_gemm_backends: the GEMM backends this program links, one per line (for the run scripts,
+  // which run it once per backend with TOKENFORMER_GEMM set).
+  if (argc == 2 && std::string(argv[1]) == "--list_gemm_backends") {
+    for (auto backend : {kernels::GemmBackend::eigen, kernels::GemmBackend::openblas, kernels::GemmBackend::onednn})
+      if (kernels::gemm_backend_available(backend)) std::printf("%s\n", kernels::to_string(backend));
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("gemm", gemm_backend());
+  try {
+    benchmark::AddCustomContext("gemm", kernels::gemm_backend_description());
+  } catch (const error& e) {  // TOKENFORMER_GEMM names an unknown backend or one not linked
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
 #if TOKENFORMER_OPENMP
   benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));
 #else

@@ -3,15 +3,15 @@
 
 Usage: python3 bench/run_benchmarks.py BUILD_DIR [extra Google Benchmark flags...]
 
-Runs BUILD_DIR/bench/bench_layers (Eigen's GEMM) and, when built, bench_layers_openblas (OpenBLAS)
-with 5 repetitions in random interleaved order, takes the median of each benchmark, and prints per
-backend:
+Runs BUILD_DIR/bench/bench_layers once per GEMM backend it links (bench_layers --list_gemm_backends;
+TOKENFORMER_GEMM=eigen|openblas|onednn chooses) with 5 repetitions in random interleaved order, takes
+the median of each benchmark, and prints per backend:
   * GFLOP/s of the Pattention FFN next to its bare GEMM pair, and of the TokenFormerLayer next to its
     bare GEMMs (ratio = layer / bare GEMMs: 1.0 means the non-GEMM work is free);
   * where the time goes: median wall time of each part, in ms.
 The children run with OMP_NUM_THREADS=2 and OPENBLAS_NUM_THREADS=2 and otherwise this environment
 (so OMP_WAIT_POLICY=passive python3 bench/run_benchmarks.py ... works). Extra flags (for example
---benchmark_filter=T:128) are passed to both programs. Run it on an otherwise idle machine: with two
+--benchmark_filter=T:128) are passed to every run. Run it on an otherwise idle machine: with two
 OpenMP threads on two cores, any other busy process stalls every parallel region by a scheduler
 time slice (several ms). Standard library only.
 """
@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 
-BACKENDS = [("Eigen", "bench_layers"), ("OpenBLAS", "bench_layers_openblas")]
+LABELS = {"eigen": "Eigen", "openblas": "OpenBLAS", "onednn": "oneDNN"}
 # Random interleaving runs the repetitions of all benchmarks in shuffled order, so that a slow stretch
 # of the machine (seen on the 2-core VM: GEMMs 30% slower for seconds at a time) spreads over every
 # benchmark instead of skewing one side of a ratio.
@@ -39,8 +39,8 @@ def find_program(build_dir, name):
     return None
 
 
-def run(program, extra):
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
+def run(program, extra, backend):
+    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", TOKENFORMER_GEMM=backend)
     done = subprocess.run([program] + RUN_FLAGS + extra, env=env, stdout=subprocess.PIPE, check=True, text=True)
     return json.loads(done.stdout)
 
@@ -111,16 +111,18 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     build_dir, extra = argv[1], argv[2:]
+    program = find_program(build_dir, "bench_layers")
+    if program is None:
+        print(f"bench_layers not found in {build_dir} (not built)", file=sys.stderr)
+        return 1
+    listed = subprocess.run([program, "--list_gemm_backends"], stdout=subprocess.PIPE, check=True, text=True)
     ran = 0
-    for label, name in BACKENDS:
-        program = find_program(build_dir, name)
-        if program is None:
-            print(f"## {label}\n\n{name} not found in {build_dir} (not built); skipped.\n")
-            continue
-        print(f"running {program} ...", file=sys.stderr, flush=True)
-        report = run(program, extra)
+    for backend in listed.stdout.split():
+        print(f"running {program} with TOKENFORMER_GEMM={backend} ...", file=sys.stderr, flush=True)
+        report = run(program, extra, backend)
         context = report.get("context", {})
-        print(f"## {label} (gemm: {context.get('gemm', '?')}, OpenMP threads: {context.get('omp_max_threads', '?')}, "
+        print(f"## {LABELS.get(backend, backend)} (gemm: {context.get('gemm', '?')}, "
+              f"OpenMP threads: {context.get('omp_max_threads', '?')}, "
               f"{context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz)\n")
         print(table(medians(report)))
         print()

@@ -14,8 +14,10 @@ A step is: zero_grad, forward, cross entropy (mean over all B*T positions), back
 clip_grad_norm_(1.0), AdamW(lr 6e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 except on the
 final norm, as tokenformer does). 2 warm-up steps, then the median of at least N timed steps.
 
-Then it runs BUILD_DIR/bench/bench_train_step (OMP_NUM_THREADS=2, 3 repetitions, medians) and
-prints a Markdown table with tokens/s of both and their ratio. GFLOP/s use the estimate
+Then it measures the CPU's float32 peak (BUILD_DIR/bench/bench_fma_peak, an FMA loop on 2 threads),
+runs BUILD_DIR/bench/bench_train_step (OMP_NUM_THREADS=2, 3 repetitions, medians) once per GEMM
+backend it links (TOKENFORMER_GEMM=eigen|openblas|onednn), and prints a Markdown table with tokens/s
+of both, the fraction of the peak, and their ratio. GFLOP/s use the estimate
 FLOPs/token = 6*N_params + 6*L*T*C (see bench_train_step.cpp).
 
 Threads: Debian's torch calls the generic libblas.so.3, which is OpenBLAS's pthread build with
@@ -245,14 +247,34 @@ def time_torch(name, min_steps, warmup=2, min_seconds=3.0, max_steps=20):
     return {"params": params, "tokens_per_s": tokens_per_s}
 
 
-def run_tokenformer(build_dir):
-    binary = os.path.join(build_dir, "bench", "bench_train_step")
+def program(build_dir, name):
+    binary = os.path.join(build_dir, "bench", name)
     if not os.path.exists(binary):
-        sys.exit("%s not found: cmake --build %s --target bench_train_step" % (binary, build_dir))
+        sys.exit("%s not found: cmake --build %s --target %s" % (binary, build_dir, name))
+    return binary
+
+
+def gemm_backends(build_dir):
+    """The GEMM backends bench_train_step links (eigen, openblas, onednn)."""
+    listed = subprocess.run([program(build_dir, "bench_train_step"), "--list_gemm_backends"], capture_output=True,
+                            text=True, check=True)
+    return listed.stdout.split()
+
+
+def fp32_peak(build_dir):
+    """The CPU's float32 peak at THREADS threads in GFLOP/s, from bench_fma_peak's FMA loop."""
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    done = subprocess.run([program(build_dir, "bench_fma_peak")], env=env, capture_output=True, text=True, check=True)
+    print(done.stdout, end="", flush=True)
+    return float(done.stdout.strip().splitlines()[-1].split(":")[1].split()[0])
+
+
+def run_tokenformer(build_dir, backend):
+    binary = program(build_dir, "bench_train_step")
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), TOKENFORMER_GEMM=backend)
     command = [binary, "--benchmark_format=json", "--benchmark_repetitions=3",
                "--benchmark_report_aggregates_only=true"]
-    print("running: OMP_NUM_THREADS=%d %s" % (THREADS, " ".join(command)), flush=True)
+    print("running: OMP_NUM_THREADS=%d TOKENFORMER_GEMM=%s %s" % (THREADS, backend, " ".join(command)), flush=True)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
@@ -294,31 +316,37 @@ def main():
     torch.set_num_threads(THREADS)
     if args.torch_only:
         return
-    ours = run_tokenformer(args.build_dir)
+    peak = fp32_peak(args.build_dir)
+    ours = {backend: run_tokenformer(args.build_dir, backend) for backend in gemm_backends(args.build_dir)}
 
     print()
-    print("Training step (forward + backward + clip + AdamW), float32, %d cores; tokenformer with OMP_NUM_THREADS=%d; "
-          "PyTorch %s on %s, the faster of torch.set_num_threads(%s)"
-          % (THREADS, THREADS, torch.__version__, blas, " / ".join(str(n) for n in thread_counts)))
+    print("Training step (forward + backward + clip + AdamW), float32, %d cores; tokenformer with OMP_NUM_THREADS=%d "
+          "and each GEMM backend; PyTorch %s on %s, the faster of torch.set_num_threads(%s); FP32 peak %.1f GFLOP/s "
+          "(bench_fma_peak, %d threads)"
+          % (THREADS, THREADS, torch.__version__, blas, " / ".join(str(n) for n in thread_counts), peak, THREADS))
     print()
-    print("| model | params | tokenformer tokens/s | GFLOP/s | PyTorch tokens/s | ratio (tokenformer / PyTorch) | "
-          "PyTorch tokens/s at %s intra-op threads |" % " / ".join(str(n) for n in thread_counts))
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | params | GEMM backend | tokenformer tokens/s | GFLOP/s | of peak | PyTorch tokens/s | "
+          "ratio (tokenformer / PyTorch) | PyTorch tokens/s at %s intra-op threads |"
+          % " / ".join(str(n) for n in thread_counts))
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, (L, C, H, qkv, proj, ffn, B, T) in CONFIGS.items():
         runs = torch_results[name]
         best = max(runs.values(), key=lambda r: r["tokens_per_s"])
         each = " / ".join("%.0f" % runs[n]["tokens_per_s"] for n in thread_counts)
         label = "%s (L=%d C=%d B=%d T=%d)" % (name, L, C, B, T)
-        mine = ours.get(name)
-        if mine is None:
-            print("| %s | %.2fM | (missing) | | %.0f | | %s |" % (label, best["params"] / 1e6, best["tokens_per_s"], each))
-            continue
-        if mine["params"] != best["params"]:
-            loud("parameter counts differ for %s: tokenformer %d, PyTorch %d" % (name, mine["params"], best["params"]))
-        print("| %s | %.2fM | %.0f | %.1f | %.0f | %.2f | %s |"
-              % (label, mine["params"] / 1e6, mine["tokens_per_s"], mine["gflops"], best["tokens_per_s"],
-                 mine["tokens_per_s"] / best["tokens_per_s"], each))
-
+        for backend, results in ours.items():
+            mine = results.get(name)
+            if mine is None:
+                print("| %s | %.2fM | %s | (missing) | | | %.0f | | %s |"
+                      % (label, best["params"] / 1e6, backend, best["tokens_per_s"], each))
+                continue
+            if mine["params"] != best["params"]:
+                loud("parameter counts differ for %s: tokenformer %d, PyTorch %d" % (name, mine["params"],
+                                                                                     best["params"]))
+            print("| %s | %.2fM | %s | %.0f | %.1f | %.0f%% | %.0f | %.2f | %s |"
+                  % (label, mine["params"] / 1e6, backend, mine["tokens_per_s"], mine["gflops"],
+                     100.0 * mine["gflops"] / peak, best["tokens_per_s"], mine["tokens_per_s"] / best["tokens_per_s"],
+                     each))
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ macro(tokenformer_require package debian_package)
 endmacro()
 
 # tokenformer_optional_missing(<what is missing> <debian-package> <what is skipped>): an optional
-# package (Catch2, Google Benchmark, Thrust, clang++, OpenBLAS) is missing. What needs it is skipped
+# package (Catch2, Google Benchmark, Thrust, clang++) is missing. What needs it is skipped
 # with a warning that names the Debian package, so that a missing optional package never stops the
 # build of what does not need it; with TOKENFORMER_REQUIRE_ALL (run_tests.sh sets it, and so CI) the
 # configure step stops instead, so that nothing is skipped silently.
@@ -30,4 +30,4 @@ macro(tokenformer_optional package debian_package skipped)
   endif()
 endmacro()
 
-include(${CMAKE_CURRENT_LIST_DIR}/TokenformerOpenBLAS.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/TokenformerGemm.cmake)

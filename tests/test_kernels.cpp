@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "attention_cases.hpp"
@@ -50,6 +52,72 @@ TEMPLATE_TEST_CASE("gemm matches the reference for all transposes, odd sizes and
         check_gemm<TestType>(M, N, K, ta, tb, TestType(-2), TestType(0.25), seed++);
       }
   }
+}
+
+namespace {
+
+/// Restores the process's GEMM backend when a test that switches it ends.
+struct BackendGuard {
+  kernels::GemmBackend saved = kernels::gemm_backend();
+  ~BackendGuard() { kernels::set_gemm_backend(saved); }
+};
+
+constexpr kernels::GemmBackend all_backends[] = {kernels::GemmBackend::eigen, kernels::GemmBackend::openblas,
+                                                 kernels::GemmBackend::onednn};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("gemm matches the reference with every linked backend", "[kernels][gemm][backend]", float, double) {
+  BackendGuard guard;
+  std::uint64_t seed = 500;
+  for (auto backend : all_backends) {
+    if (!kernels::gemm_backend_available(backend)) continue;
+    kernels::set_gemm_backend(backend);
+    INFO("backend " << kernels::to_string(backend));
+    CHECK(kernels::gemm_backend() == backend);
+    // M above gemm_few_rows, so that the library is called (smaller M always runs through Eigen).
+    for (auto [M, N, K] : {std::array<index_t, 3>{9, 1, 1}, {33, 17, 65}, {64, 96, 31}, {130, 3, 200}, {257, 70, 9}}) {
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb);
+          check_gemm<TestType>(M, N, K, ta, tb, TestType(1), TestType(0), seed++);
+          check_gemm<TestType>(M, N, K, ta, tb, TestType(0.5), TestType(1), seed++);
+          check_gemm<TestType>(M, N, K, ta, tb, TestType(-2), TestType(0.25), seed++);
+        }
+    }
+    // beta = 0 must not read C (a library path too: M = 16 rows).
+    const index_t M = 16, N = 5, K = 3;
+    std::vector<TestType> A(M * K, TestType(1)), B(K * N, TestType(2)),
+        C(M * N, std::numeric_limits<TestType>::quiet_NaN());
+    kernels::gemm(cpu{}, C.data(), N, A.data(), K, false, B.data(), N, false, M, N, K);
+    CHECK(C == std::vector<TestType>(M * N, TestType(6)));  // 3 terms of 1 x 2
+  }
+}
+
+TEST_CASE("the GEMM backend is chosen by name, and an unknown or unlinked one is refused", "[kernels][gemm][backend]") {
+  BackendGuard guard;
+  CHECK(kernels::gemm_backend_available(kernels::GemmBackend::eigen));
+  CHECK(kernels::parse_gemm_backend("eigen") == kernels::GemmBackend::eigen);
+  CHECK_THROWS_WITH(kernels::parse_gemm_backend("mkl"),
+                    Catch::Contains("unknown GEMM backend 'mkl' (expected eigen, openblas or onednn)"));
+  for (auto backend : all_backends) {
+    if (kernels::gemm_backend_available(backend)) {
+      kernels::set_gemm_backend(backend);
+      CHECK(kernels::gemm_backend_description().rfind(kernels::to_string(backend), 0) == 0);
+    } else {
+      CHECK_THROWS_AS(kernels::set_gemm_backend(backend), config_error);
+      CHECK_THROWS_WITH(kernels::parse_gemm_backend(kernels::to_string(backend)), Catch::Contains("is not linked"));
+    }
+  }
+  // The environment variable, when set (CI runs this program once per backend), chose the backend the
+  // process started with: the guard saved it.
+  if (const char* name = std::getenv("TOKENFORMER_GEMM"); name != nullptr && name[0] != '\0')
+    CHECK(std::string(kernels::to_string(guard.saved)) == name);
+  // The default is the fastest linked one.
+  CHECK(kernels::default_gemm_backend() ==
+        (kernels::gemm_backend_available(kernels::GemmBackend::onednn)     ? kernels::GemmBackend::onednn
+         : kernels::gemm_backend_available(kernels::GemmBackend::openblas) ? kernels::GemmBackend::openblas
+                                                                           : kernels::GemmBackend::eigen));
 }
 
 TEST_CASE("gemm with beta = 0 ignores NaN in C", "[kernels][gemm]") {

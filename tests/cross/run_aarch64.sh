@@ -47,7 +47,7 @@ cmake -S "$root" -B "$build" "${generator[@]}" \
   -DTOKENFORMER_ENABLE_MPI=OFF \
   -DTOKENFORMER_FUZZ=OFF \
   -DTOKENFORMER_SANITIZE=OFF \
-  -DTOKENFORMER_USE_OPENBLAS=OFF \
+  -DTOKENFORMER_GEMM=eigen \
   -DTOKENFORMER_REQUIRE_ALL=OFF
 t_configured=$(now)
 
