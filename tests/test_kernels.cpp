@@ -2,6 +2,7 @@
 // in float and double.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -118,6 +119,22 @@ TEST_CASE("the GEMM backend is chosen by name, and an unknown or unlinked one is
         (kernels::gemm_backend_available(kernels::GemmBackend::onednn)     ? kernels::GemmBackend::onednn
          : kernels::gemm_backend_available(kernels::GemmBackend::openblas) ? kernels::GemmBackend::openblas
                                                                            : kernels::GemmBackend::eigen));
+}
+
+TEST_CASE("an exception in a parallel kernel task reaches the caller instead of ending the process", "[kernels]") {
+  // The attention kernels run their tasks in an OpenMP team; a task that throws (kernels::gemm's
+  // config_error for a bad TOKENFORMER_GEMM, bad_alloc) must not leave the region (std::terminate).
+  std::atomic<int> ran{0};
+  const auto run = [&](index_t task, std::vector<float>& scratch) {
+    CHECK(scratch.size() == 16u);
+    ++ran;
+    if (task == 3) throw config_error("task 3 failed");
+  };
+  for (bool parallel : {true, false}) {
+    ran = 0;
+    CHECK_THROWS_WITH(kernels::detail::for_each_task<float>(64, parallel, 16, run), Catch::Contains("task 3 failed"));
+    CHECK(ran.load() >= 4);
+  }
 }
 
 TEST_CASE("gemm with beta = 0 ignores NaN in C", "[kernels][gemm]") {
