@@ -34,8 +34,9 @@ function(tokenformer_find_onednn_library)
 endfunction()
 
 # tokenformer_gemm_backends(<choice>): links the GEMM libraries into the target tokenformer and sets
-# TOKENFORMER_GEMM_LINKED (a list of backend names, eigen first) in the caller's scope.
-#   auto     every library found (none found: Eigen alone)
+# TOKENFORMER_GEMM_LINKED (a list of backend names, eigen first) and TOKENFORMER_GEMM_LIBRARIES
+# (path=Debian package of each library linked) in the caller's scope.
+#   auto     every library found (none found: Eigen alone; an error with TOKENFORMER_REQUIRE_ALL)
 #   eigen    none: the header-only core with Eigen alone
 #   openblas / onednn   that library, which must be found (the configure step stops otherwise)
 function(tokenformer_gemm_backends choice)
@@ -44,6 +45,7 @@ function(tokenformer_gemm_backends choice)
     message(FATAL_ERROR "TOKENFORMER_GEMM=${choice}: expected auto, eigen, openblas or onednn")
   endif()
   set(linked eigen)
+  set(libraries "")
   if(choice STREQUAL "auto" OR choice STREQUAL "onednn")
     tokenformer_find_onednn_library()
     if(TOKENFORMER_ONEDNN_LIBRARY AND TOKENFORMER_ONEDNN_INCLUDE_DIR)
@@ -56,8 +58,11 @@ function(tokenformer_gemm_backends choice)
       target_link_libraries(tokenformer INTERFACE tokenformer_onednn)
       install(TARGETS tokenformer_onednn EXPORT tokenformerTargets)
       list(APPEND linked onednn)
+      list(APPEND libraries "${TOKENFORMER_ONEDNN_LIBRARY}=libdnnl-dev")
     elseif(choice STREQUAL "onednn")
       message(FATAL_ERROR "TOKENFORMER_GEMM=onednn: oneDNN not found. On Debian: sudo apt-get install libdnnl-dev")
+    elseif(TOKENFORMER_REQUIRE_ALL)  # the tests would skip it: an error there, as for every package they use
+      tokenformer_optional_missing(oneDNN libdnnl-dev "the oneDNN GEMM backend is not linked")
     endif()
   endif()
   if(choice STREQUAL "auto" OR choice STREQUAL "openblas")
@@ -71,10 +76,14 @@ function(tokenformer_gemm_backends choice)
       target_link_libraries(tokenformer INTERFACE tokenformer_openblas)
       install(TARGETS tokenformer_openblas EXPORT tokenformerTargets)
       list(APPEND linked openblas)
+      list(APPEND libraries "${TOKENFORMER_OPENBLAS_LIBRARY}=libopenblas0-openmp")
     elseif(choice STREQUAL "openblas")
       message(FATAL_ERROR "TOKENFORMER_GEMM=openblas: OpenBLAS not found. On Debian: "
                           "sudo apt-get install libopenblas0-openmp")
+    elseif(TOKENFORMER_REQUIRE_ALL)
+      tokenformer_optional_missing(OpenBLAS libopenblas0-openmp "the OpenBLAS GEMM backend is not linked")
     endif()
   endif()
   set(TOKENFORMER_GEMM_LINKED ${linked} PARENT_SCOPE)
+  set(TOKENFORMER_GEMM_LIBRARIES "${libraries}" PARENT_SCOPE)  # path=Debian package, for the package config
 endfunction()

@@ -36,7 +36,8 @@ build=${BUILD_DIR:-$src/build-fuzz}
 export CC=${CC:-clang-14} CXX=${CXX:-clang++-14}
 
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENFORMER_FUZZ=ON -DTOKENFORMER_BUILD_TESTS=OFF \
-  -DTOKENFORMER_BUILD_EXAMPLES=OFF -DTOKENFORMER_BUILD_BENCHMARKS=OFF -DTOKENFORMER_ENABLE_CUDA=OFF >/dev/null
+  -DTOKENFORMER_BUILD_EXAMPLES=OFF -DTOKENFORMER_BUILD_BENCHMARKS=OFF -DTOKENFORMER_ENABLE_CUDA=OFF \
+  -DTOKENFORMER_GEMM=eigen >/dev/null
 cmake --build "$build" --target "${fuzzers[@]}" -j "${JOBS:-2}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tokenformer_fuzz_XXXXXX")

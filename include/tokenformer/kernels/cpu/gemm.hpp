@@ -42,7 +42,8 @@
 
 #if TOKENFORMER_HAVE_OPENBLAS
 // The Fortran BLAS entry points OpenBLAS exports, declared exactly as Eigen's EIGEN_USE_BLAS header
-// declares them (so that both may appear in one translation unit), and OpenBLAS's build description.
+// declares them (so that both may appear in one translation unit; OpenBLAS's own f77blas.h declares
+// them differently and cannot), and OpenBLAS's build description.
 extern "C" {
 int sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
            const float*, const int*, const float*, float*, const int*);
