@@ -26,7 +26,6 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <type_traits>
 
