@@ -11,6 +11,7 @@
 //   BM_TokenFormerLayer   one TokenFormerLayer forward.
 //   BM_LayerGemms         the layer's 10 Pattention GEMMs alone (Q, K, V, proj, FFN; 2 each).
 //   BM_Attention          the layer's causal attention kernel alone (kernels::attention_forward).
+//   BM_AttentionBackward  its gradient alone (kernels::attention_backward, from a saved forward).
 //
 // The layers allocate their activation caches (scores, weights, q, k, v, ...) on their first forward,
 // and Google Benchmark calls each benchmark function anew for every repetition, so the layer
@@ -58,6 +59,8 @@ double layer_gemm_flops(index_t M, index_t C) {
 // Causal attention, all heads together (H·D = C): Q·Kᵀ and S·V are 2·M·M·C each, halved by the causal
 // mask: 2 x 2·M·M·C / 2 = 2·M²·C. (The kernel computes whole 64-row blocks, so it does slightly more.)
 double attention_flops(index_t M, index_t C) { return 2.0 * gemm_flops(M, M, C) / 2.0; }
+// Its backward: five products of that size (the scores again, dV, dP, dQ, dK), 5·M²·C.
+double attention_backward_flops(index_t M, index_t C) { return 2.5 * attention_flops(M, C); }
 // TokenFormerLayer = its Pattention GEMMs + attention; LayerNorm, rotary, Θ and residuals not counted.
 double layer_flops(index_t M, index_t C) { return layer_gemm_flops(M, C) + attention_flops(M, C); }
 
@@ -204,6 +207,24 @@ void BM_Attention(benchmark::State& state) {
   set_gflops(state, attention_flops(M, C));
 }
 
+// The gradient of that attention (dq, dk, dv from dout), given the forward's output and log-sum-exp.
+void BM_AttentionBackward(benchmark::State& state) {
+  const index_t T = state.range(0), C = state.range(1), M = T, H = C / 64;
+  Rng rng(1);
+  const Tensor<float> q = random_tensor(Shape{M, C}, rng, 1.0), k = random_tensor(Shape{M, C}, rng, 1.0),
+                      v = random_tensor(Shape{M, C}, rng, 1.0), dout = random_tensor(Shape{M, C}, rng, 1.0);
+  const auto shape = kernels::AttentionShape::causal(1, T, H, C / H);
+  Tensor<float> out(Shape{M, C}), lse(Shape{H, T}), dq(Shape{M, C}), dk(Shape{M, C}), dv(Shape{M, C});
+  kernels::attention_forward(cpu{}, out.data(), lse.data(), q.data(), k.data(), v.data(), shape);
+  for (auto _ : state) {
+    kernels::attention_backward(cpu{}, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                out.data(), lse.data(), shape);
+    benchmark::DoNotOptimize(dq.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, attention_backward_flops(M, C));
+}
+
 void register_benchmark(const char* name, void (*fn)(benchmark::State&)) {
   benchmark::RegisterBenchmark(name, fn)
       ->ArgsProduct({{128, 512, 2048}, {256, 768}})
@@ -222,6 +243,7 @@ int main(int argc, char** argv) {
   register_benchmark("BM_TokenFormerLayer", BM_TokenFormerLayer);
   register_benchmark("BM_LayerGemms", BM_LayerGemms);
   register_benchmark("BM_Attention", BM_Attention);
+  register_benchmark("BM_AttentionBackward", BM_AttentionBackward);
 
   // --list_gemm_backends: the GEMM backends this program links, one per line (for the run scripts,
   // which run it once per backend with TOKENFORMER_GEMM set).

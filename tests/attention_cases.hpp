@@ -24,11 +24,11 @@ inline AttentionShape attention_case(index_t batch, index_t queries, index_t key
 inline std::vector<AttentionShape> attention_cases() {
   using M = AttentionMask;
   return {
-      attention_case(1, 1, 1, 1, 1, M::causal),
-      attention_case(2, 5, 5, 3, 4, M::causal),
-      attention_case(1, 64, 64, 2, 8, M::causal),
-      attention_case(2, 65, 65, 2, 16, M::causal),
-      attention_case(1, 150, 150, 3, 12, M::causal),
+      attention_case(1, 1, 1, 1, 1, M::causal),                    // one position
+      attention_case(2, 5, 5, 3, 4, M::causal),                    //
+      attention_case(1, 64, 64, 2, 8, M::causal),                  // one query block
+      attention_case(2, 65, 65, 2, 16, M::causal),                 // one row past it
+      attention_case(1, 150, 150, 3, 12, M::causal),               //
       attention_case(2, 7, 19, 2, 4, M::causal),                   // cross, end-aligned
       attention_case(1, 70, 135, 1, 8, M::causal),                 // cross over more than one tile
       attention_case(3, 9, 9, 2, 4, M::none),                      // bidirectional
@@ -40,6 +40,14 @@ inline std::vector<AttentionShape> attention_cases() {
       attention_case(2, 80, 10, 2, 4, M::block_causal, 16, 2),     // 5 groups of 16 tokens read 2 latents each
       attention_case(1, 70, 9, 1, 3, M::block_causal, 13, 2),      // partial last block, keys run out
       attention_case(7, 16, 16, 2, 8, M::causal),                  // many groups (FIT's local layers)
+      // Over the CPU kernel's key tiles of 256: several tiles, a partial last one, masks ending inside
+      // a tile, query blocks that skip whole tiles.
+      attention_case(1, 300, 300, 2, 4, M::causal),                  // 2 tiles, diagonal crosses the boundary
+      attention_case(2, 70, 600, 1, 4, M::causal),                   // end-aligned: 3 tiles, the last partial
+      attention_case(1, 20, 530, 2, 3, M::none),                     // 3 tiles seen in full by every query
+      attention_case(1, 300, 300, 1, 5, M::block_causal, 100, 100),  // blocks of 100 across tiles
+      attention_case(1, 130, 520, 1, 3, M::block_causal, 26, 104),   // 5 groups read 104 keys each
+      attention_case(2, 300, 300, 4, 16, M::causal),                 // enough work for the OpenMP team
   };
 }
 
@@ -55,6 +63,8 @@ inline std::vector<AttentionShape> attention_gradcheck_cases() {
       attention_case(1, 6, 2, 1, 3, M::none),
       attention_case(1, 9, 9, 1, 3, M::block_causal, 3, 3),
       attention_case(1, 67, 9, 1, 2, M::block_causal, 16, 2),
+      attention_case(1, 3, 300, 1, 2, M::causal),                // end-aligned over two key tiles of 256
+      attention_case(1, 2, 260, 1, 2, M::block_causal, 1, 200),  // the second query's keys cross a tile
   };
 }
 

@@ -1,13 +1,17 @@
 // tokenformer/kernels/cpu/attention.hpp: multi-head attention on the CPU, with every mask of
 // kernels/attention_shape.hpp (causal, bidirectional, cross, block-causal; many groups per call).
 //
-// Over the reference: the forward splits the work into (group, head, block of 64 queries) tasks run
-// in parallel with OpenMP; each task computes its [64, visible keys] score block with one GEMM
-// (kernels::gemm, so the GEMM backend of gemm.hpp; single-threaded inside the parallel region), a
-// softmax vectorized with xsimd (exp included), and one GEMM with V, and keeps each row's log-sum-exp. No [Tq, Tk]
-// matrix per head is stored: each thread owns one [64, Tk] scratch block. The backward rebuilds each block's
-// probabilities from the saved log-sum-exp (one GEMM and one exp per entry, no max or sum pass) and uses Δ = rowsum(dO
-// ⊙ O) from the saved output, as flash attention does.
+// Over the reference, flash attention on the CPU: the forward splits the work into (group, head,
+// block of 64 queries) tasks run in parallel with OpenMP. Each task walks the visible keys in tiles of
+// 256: one GEMM (kernels::gemm, so the GEMM backend of gemm.hpp; single-threaded inside the parallel
+// region) gives the [64, 256] score tile, an online softmax (running row max and sum, exp vectorized
+// with xsimd) turns it into weights and rescales the [64, D] output accumulator, and one GEMM adds the
+// tile's weighted values. No score row longer than a tile is stored, whatever the sequence length; each
+// row's log-sum-exp is kept for the backward. Tiles a query block cannot see are skipped. The backward
+// rebuilds each tile's probabilities from the saved log-sum-exp (one GEMM and one exp per entry, no max
+// or sum pass) and uses Δ = rowsum(dO ⊙ O) from the saved output, as flash attention does. A query
+// block whose visible keys fit one tile (every block when T <= 256) takes the plain path: one score
+// block, the softmax normalized in place, one GEMM into the output.
 #pragma once
 
 #include <algorithm>
@@ -73,17 +77,6 @@ void for_each_task(index_t tasks, bool parallel, std::size_t scratch_size, const
   for (index_t task = 0; task < tasks; ++task) run(task, scratch);
 }
 
-/// Softmax over row[0, valid) in place (xsimd exp); zeros row[valid, total). Returns the row's
-/// log-sum-exp. valid >= 1.
-template <class T>
-T softmax_prefix(T* row, index_t valid, index_t total) {
-  const T max = simd::max(row, valid);
-  const T sum = simd::exp_shifted(row, row, max, valid);
-  simd::scale(row, row, T(1) / sum, valid);
-  std::fill(row + valid, row + total, T(0));
-  return max + std::log(sum);
-}
-
 /// row[j] = exp(row[j] − lse) for j < valid (the probabilities of a row whose log-sum-exp is known);
 /// zeros row[valid, total).
 template <class T>
@@ -99,7 +92,14 @@ inline bool attention_parallel(index_t tasks, const AttentionShape& s) {
   return tasks > 1 && work > double(1 << 20);
 }
 
-constexpr index_t attention_query_block = 64;
+constexpr index_t attention_query_block = 64;  ///< query rows per task (forward) and per step (backward)
+constexpr index_t attention_key_tile = 256;    ///< keys per score tile: [64, 256] floats stay in L2
+
+/// Keys of the tile [u0, u1) that query t sees: a prefix of the tile, possibly empty.
+inline index_t visible_in_tile(const AttentionShape& s, index_t t, index_t u0, index_t u1) {
+  const index_t end = std::min(s.visible_end(t), u1);
+  return end > u0 ? end - u0 : 0;
+}
 
 }  // namespace detail
 
@@ -116,6 +116,8 @@ void attention_forward(const cpu& device, T* out, non_deduced<T>* lse,  // (batc
   const index_t tasks = s.batch * H * blocks;
   if (tasks == 0) return;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+  const index_t tile = std::min(detail::attention_key_tile, s.keys);
+  const index_t rows_max = std::min(block, s.queries);
   const auto run = [&](index_t task, std::vector<T>& scratch) {
     // Later query blocks may see more keys: walk blocks from the last so the big ones start first.
     const index_t blk = blocks - 1 - task % blocks;
@@ -126,16 +128,56 @@ void attention_forward(const cpu& device, T* out, non_deduced<T>* lse,  // (batc
     const T* Q = q + (g * s.queries + t0) * C + h * D;  // (rows, D), row stride C
     const T* K = k + g * s.keys * C + h * D;            // (keys, D), row stride C
     const T* V = v + g * s.keys * C + h * D;            // (keys, D), row stride C
-    T* S = scratch.data();                              // (rows, keys)
-    gemm(device, S, keys, Q, C, false, K, C, true, rows, keys, D, scale);
-    for (index_t i = 0; i < rows; ++i) {
-      const T row_lse = detail::softmax_prefix(scratch.data() + i * keys, s.visible_end(t0 + i), keys);
-      if (lse != nullptr) lse[(g * H + h) * s.queries + t0 + i] = row_lse;
+    T* S = scratch.data();                              // (rows, width) score tile, then weights
+    T* o = out + (g * s.queries + t0) * C + h * D;      // (rows, D), row stride C
+    if (keys <= tile) {  // one tile: the plain softmax, normalized in place, and one GEMM into out
+      gemm(device, S, keys, Q, C, false, K, C, true, rows, keys, D, scale);
+      for (index_t i = 0; i < rows; ++i) {
+        T* p = S + i * keys;
+        const index_t valid = s.visible_end(t0 + i);
+        const T max = simd::max(p, valid);
+        const T sum = simd::exp_shifted(p, p, max, valid);
+        simd::scale(p, p, T(1) / sum, valid);
+        std::fill(p + valid, p + keys, T(0));
+        if (lse != nullptr) lse[(g * H + h) * s.queries + t0 + i] = max + std::log(sum);
+      }
+      gemm(device, o, C, S, keys, false, V, C, false, rows, D, keys);
+      return;
     }
-    gemm(device, out + (g * s.queries + t0) * C + h * D, C, S, keys, false, V, C, false, rows, D, keys);
+    T* acc = S + rows_max * tile;     // (rows, D) unnormalized output
+    T* row_max = acc + rows_max * D;  // (rows) running max of the scores
+    T* row_sum = row_max + rows_max;  // (rows) running Σ exp(score − max)
+    for (index_t u0 = 0; u0 < keys; u0 += tile) {
+      const index_t u1 = std::min(keys, u0 + tile), width = u1 - u0;
+      const bool first = u0 == 0;  // every query sees key 0, so the first tile has a visible key in every row
+      gemm(device, S, width, Q, C, false, K + u0 * C, C, true, rows, width, D, scale);
+      for (index_t i = 0; i < rows; ++i) {
+        T* p = S + i * width;
+        const index_t valid = detail::visible_in_tile(s, t0 + i, u0, u1);
+        if (valid > 0) {
+          const T tile_max = simd::max(p, valid);
+          const T max = first ? tile_max : std::max(row_max[i], tile_max);
+          const T sum = simd::exp_shifted(p, p, max, valid);
+          if (first) {
+            row_sum[i] = sum;
+          } else {
+            const T correction = std::exp(row_max[i] - max);
+            if (correction != T(1)) simd::scale(acc + i * D, acc + i * D, correction, D);
+            row_sum[i] = row_sum[i] * correction + sum;
+          }
+          row_max[i] = max;
+        }
+        std::fill(p + valid, p + width, T(0));
+      }
+      gemm(device, acc, D, S, width, false, V + u0 * C, C, false, rows, D, width, T(1), first ? T(0) : T(1));
+    }
+    for (index_t i = 0; i < rows; ++i) {
+      simd::scale(o + i * C, acc + i * D, T(1) / row_sum[i], D);
+      if (lse != nullptr) lse[(g * H + h) * s.queries + t0 + i] = row_max[i] + std::log(row_sum[i]);
+    }
   };
   detail::for_each_task<T>(tasks, detail::attention_parallel(tasks, s),
-                           static_cast<std::size_t>(std::min(block, s.queries) * s.keys), run);
+                           static_cast<std::size_t>(rows_max * (tile + D + 2)), run);
 }
 
 /// One decoding step with a KV cache (the contract of reference::attention_decode): the query row q
@@ -174,8 +216,9 @@ void attention_decode(const cpu&, T* out, const T* q, const T* k, const T* v,  /
 
 /// Gradient of attention_forward: overwrites dq, dk, dv, given the forward's inputs, its output and
 /// its log-sum-exp. Same result as reference::attention_backward (which recomputes everything).
-/// One task per (group, head) in parallel; within it, blocks of 64 queries rebuild their
-/// probabilities from lse with one GEMM and update dq, dk, dv with four GEMMs.
+/// One task per (group, head) in parallel; within it, blocks of 64 queries walk their visible keys in
+/// tiles of 256: each tile's probabilities are rebuilt from lse with one GEMM, and four GEMMs update
+/// dq (accumulated over the tiles), dk and dv.
 template <class T>
 void attention_backward(const cpu& device, T* dq, T* dk, T* dv,  // like q, k, v
                         const T* dout,                           // like q
@@ -190,39 +233,48 @@ void attention_backward(const cpu& device, T* dq, T* dk, T* dv,  // like q, k, v
   const index_t tasks = s.batch * H;
   if (tasks == 0) return;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  const std::size_t block_size = static_cast<std::size_t>(std::min(block, s.queries) * s.keys);
+  const index_t tile = std::min(detail::attention_key_tile, s.keys);
+  const index_t rows_max = std::min(block, s.queries);
+  const std::size_t tile_size = static_cast<std::size_t>(rows_max * tile);
   const auto run = [&](index_t task, std::vector<T>& scratch) {
-    T* const probs_data = scratch.data();
-    T* const dprobs_data = scratch.data() + block_size;
+    T* const probs_data = scratch.data();               // (rows, width) probabilities P, then dS
+    T* const dprobs_data = scratch.data() + tile_size;  // (rows, width) their gradient dP
+    T* const delta = dprobs_data + tile_size;           // (rows) Δ = rowsum(dO ⊙ O)
     const index_t h = task % H, g = task / H;
     const index_t q_offset = g * s.queries * C + h * D, k_offset = g * s.keys * C + h * D;
     const T* row_lse = lse + (g * H + h) * s.queries;
     Out(dk + k_offset, s.keys, D, Stride(C)).setZero();
     Out(dv + k_offset, s.keys, D, Stride(C)).setZero();
     // Every matrix below has row stride C (one head's D columns of the [tokens, H*D] tensors) except
-    // the probabilities P and their gradient dP, (rows, keys) blocks of the scratch.
-    const T *K = k + k_offset, *V = v + k_offset;
-    T *dK = dk + k_offset, *dV = dv + k_offset;
+    // the tiles P, dP and dS, (rows, width) blocks of the scratch.
     for (index_t t0 = 0; t0 < s.queries; t0 += block) {
       const index_t t1 = std::min(s.queries, t0 + block), rows = t1 - t0, keys = s.visible_end(t1 - 1);
       const T *Q = q + q_offset + t0 * C, *dO = dout + q_offset + t0 * C;
-      gemm(device, probs_data, keys, Q, C, false, K, C, true, rows, keys, D, scale);  // P = scale·Q·Kᵀ, then exp
-      for (index_t i = 0; i < rows; ++i)
-        detail::probabilities_from_lse(probs_data + i * keys, row_lse[t0 + i], s.visible_end(t0 + i), keys);
-      gemm(device, dV, C, probs_data, keys, true, dO, C, false, keys, D, rows, T(1), T(1));  // dV += Pᵀ·dO
-      gemm(device, dprobs_data, keys, dO, C, false, V, C, true, rows, keys, D);              // dP = dO·Vᵀ
-      for (index_t i = 0; i < rows; ++i) {  // dS = P ⊙ (dP − Δ), Δ = rowsum(dO ⊙ O); scaled
-        const index_t row = q_offset + (t0 + i) * C;
-        const T delta = simd::dot(dout + row, out + row, D);
-        T* p = probs_data + i * keys;
-        T* grad = dprobs_data + i * keys;
-        for (index_t j = 0; j < keys; ++j) grad[j] = p[j] * (grad[j] - delta) * scale;
+      T* dQ = dq + q_offset + t0 * C;
+      for (index_t i = 0; i < rows; ++i) delta[i] = simd::dot(dO + i * C, out + q_offset + (t0 + i) * C, D);
+      for (index_t u0 = 0; u0 < keys; u0 += tile) {
+        const index_t u1 = std::min(keys, u0 + tile), width = u1 - u0;
+        const T *K = k + k_offset + u0 * C, *V = v + k_offset + u0 * C;
+        T *dK = dk + k_offset + u0 * C, *dV = dv + k_offset + u0 * C;
+        gemm(device, probs_data, width, Q, C, false, K, C, true, rows, width, D, scale);  // scale·Q·Kᵀ, then exp
+        for (index_t i = 0; i < rows; ++i)
+          detail::probabilities_from_lse(probs_data + i * width, row_lse[t0 + i],
+                                         detail::visible_in_tile(s, t0 + i, u0, u1), width);
+        gemm(device, dV, C, probs_data, width, true, dO, C, false, width, D, rows, T(1), T(1));  // dV += Pᵀ·dO
+        gemm(device, dprobs_data, width, dO, C, false, V, C, true, rows, width, D);              // dP = dO·Vᵀ
+        for (index_t i = 0; i < rows; ++i) {  // dS = P ⊙ (dP − Δ), scaled
+          T* p = probs_data + i * width;
+          const T* grad = dprobs_data + i * width;
+          for (index_t j = 0; j < width; ++j) p[j] = p[j] * (grad[j] - delta[i]) * scale;
+        }
+        const T dq_beta = u0 == 0 ? T(0) : T(1);
+        gemm(device, dQ, C, probs_data, width, false, K, C, false, rows, D, width, T(1), dq_beta);  // dQ (+)= dS·K
+        gemm(device, dK, C, probs_data, width, true, Q, C, false, width, D, rows, T(1), T(1));      // dK += dSᵀ·Q
       }
-      gemm(device, dq + q_offset + t0 * C, C, dprobs_data, keys, false, K, C, false, rows, D, keys);  // dQ = dS·K
-      gemm(device, dK, C, dprobs_data, keys, true, Q, C, false, keys, D, rows, T(1), T(1));           // dK += dSᵀ·Q
     }
   };
-  detail::for_each_task<T>(tasks, detail::attention_parallel(tasks, s), 2 * block_size, run);
+  detail::for_each_task<T>(tasks, detail::attention_parallel(tasks, s),
+                           2 * tile_size + static_cast<std::size_t>(rows_max), run);
 }
 
 }  // namespace tokenformer::kernels
