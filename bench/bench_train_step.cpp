@@ -4,6 +4,9 @@
 //   BM_TrainStep/small   4 layers, hidden 256, 8 heads, qkv = proj = 256, ffn = 1024 tokens; B=16, T=128
 //   BM_TrainStep/medium  6 layers, hidden 512, 8 heads, qkv = proj = 512, ffn = 2048 tokens; B=8,  T=256
 // Both byte-level (vocab 257), rotary_pct 0.5, l2_norm_gelu, the tied embedding as the output head.
+// Each runs in fp32 and in bf16 mixed precision (BM_TrainStep/<shape>/bf16: every float GEMM's operands
+// rounded to bfloat16, fp32 accumulation; the "bf16" context line says whether the CPU has BF16
+// instructions and how the products are computed).
 //
 // One iteration is exactly what a trainer does per optimizer step:
 //   model.zero_grad(); loss = model.forward_backward(tokens, targets, B, T);
@@ -74,7 +77,8 @@ double training_flops_per_token(const ModelConfig& config, index_t parameters, i
                                                      static_cast<double>(config.hidden_size);
 }
 
-void BM_TrainStep(benchmark::State& state, const TrainShape& shape) {
+void BM_TrainStep(benchmark::State& state, const TrainShape& shape, Precision precision) {
+  const kernels::GemmPrecisionScope scope(precision);
   const ModelConfig config = config_of(shape);
   const index_t B = shape.batch, T = shape.sequence_length, M = B * T;
 
@@ -119,13 +123,16 @@ void BM_TrainStep(benchmark::State& state, const TrainShape& shape) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (const TrainShape* shape : {&small, &medium}) {
-    benchmark::RegisterBenchmark((std::string("BM_TrainStep/") + shape->name).c_str(),
-                                 [shape](benchmark::State& state) { BM_TrainStep(state, *shape); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->MinTime(2.0);
-  }
+  for (Precision precision : {Precision::fp32, Precision::bf16})
+    for (const TrainShape* shape : {&small, &medium}) {
+      const std::string suffix = precision == Precision::fp32 ? "" : std::string("/") + to_string(precision);
+      benchmark::RegisterBenchmark(
+          (std::string("BM_TrainStep/") + shape->name + suffix).c_str(),
+          [shape, precision](benchmark::State& state) { BM_TrainStep(state, *shape, precision); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(2.0);
+    }
 
   // --list_gemm_backends: the GEMM backends this program links, one per line (for the run scripts,
   // which run it once per backend with TOKENFORMER_GEMM set).
@@ -138,6 +145,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   try {
     benchmark::AddCustomContext("gemm", kernels::gemm_backend_description());
+    const kernels::GemmPrecisionScope bf16(Precision::bf16);
+    benchmark::AddCustomContext("bf16", kernels::gemm_precision_description());
   } catch (const error& e) {  // TOKENFORMER_GEMM names an unknown backend or one not linked
     std::fprintf(stderr, "%s\n", e.what());
     return 2;

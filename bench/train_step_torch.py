@@ -16,8 +16,9 @@ final norm, as tokenformer does). 2 warm-up steps, then the median of at least N
 
 Then it measures the CPU's float32 peak (BUILD_DIR/bench/bench_fma_peak, an FMA loop on 2 threads),
 runs BUILD_DIR/bench/bench_train_step (OMP_NUM_THREADS=2, 3 repetitions, medians) once per GEMM
-backend it links (TOKENFORMER_GEMM=eigen|openblas|onednn), and prints a Markdown table with tokens/s
-of both, the fraction of the peak, and their ratio. GFLOP/s use the estimate
+backend it links (TOKENFORMER_GEMM=eigen|openblas|onednn) in fp32, and with the default backend (the
+fastest linked) also in bf16 mixed precision, and prints a Markdown table with tokens/s of both, the
+fraction of the peak, and their ratio. GFLOP/s use the estimate
 FLOPs/token = 6*N_params + 6*L*T*C (see bench_train_step.cpp).
 
 Threads: Debian's torch calls the generic libblas.so.3, which is OpenBLAS's pthread build with
@@ -269,11 +270,15 @@ def fp32_peak(build_dir):
     return float(done.stdout.strip().splitlines()[-1].split(":")[1].split()[0])
 
 
-def run_tokenformer(build_dir, backend):
+def run_tokenformer(build_dir, backend, bf16):
+    """Medians of bench_train_step with this backend: {"small": ..., "medium": ...} in fp32, plus
+    "small/bf16" and "medium/bf16" when `bf16`."""
     binary = program(build_dir, "bench_train_step")
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), TOKENFORMER_GEMM=backend)
     command = [binary, "--benchmark_format=json", "--benchmark_repetitions=3",
                "--benchmark_report_aggregates_only=true"]
+    if not bf16:
+        command.append("--benchmark_filter=BM_TrainStep/[a-z]+/min_time")
     print("running: OMP_NUM_THREADS=%d TOKENFORMER_GEMM=%s %s" % (THREADS, backend, " ".join(command)), flush=True)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -283,11 +288,14 @@ def run_tokenformer(build_dir, backend):
     context = report.get("context", {})
     print("tokenformer: gemm %s, omp_max_threads %s (Google Benchmark itself built as %s; the timed code is ours)"
           % (context.get("gemm", "?"), context.get("omp_max_threads", "?"), context.get("library_build_type", "?")))
+    if bf16:
+        print("tokenformer: bf16 %s" % context.get("bf16", "?"))
     out = {}
     for bench in report["benchmarks"]:
         if bench.get("aggregate_name") != "median":
             continue
-        name = bench["run_name"].split("/")[1]  # BM_TrainStep/<name>/min_time:.../real_time
+        # BM_TrainStep/<name>[/bf16]/min_time:.../real_time
+        name = "/".join(part for part in bench["run_name"].split("/")[1:] if part in ("small", "medium", "bf16"))
         out[name] = {"params": int(bench["params"]), "tokens_per_s": bench["tokens/s"], "gflops": bench["GFLOP/s"],
                      "ms": bench["real_time"]}
         print("tokenformer %-6s params %d, median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, loss %.3f"
@@ -317,7 +325,9 @@ def main():
     if args.torch_only:
         return
     peak = fp32_peak(args.build_dir)
-    ours = {backend: run_tokenformer(args.build_dir, backend) for backend in gemm_backends(args.build_dir)}
+    backends = gemm_backends(args.build_dir)
+    default = "onednn" if "onednn" in backends else "openblas" if "openblas" in backends else "eigen"
+    ours = {backend: run_tokenformer(args.build_dir, backend, backend == default) for backend in backends}
 
     print()
     print("Training step (forward + backward + clip + AdamW), float32, %d cores; tokenformer with OMP_NUM_THREADS=%d "
@@ -334,17 +344,19 @@ def main():
         best = max(runs.values(), key=lambda r: r["tokens_per_s"])
         each = " / ".join("%.0f" % runs[n]["tokens_per_s"] for n in thread_counts)
         label = "%s (L=%d C=%d B=%d T=%d)" % (name, L, C, B, T)
-        for backend, results in ours.items():
-            mine = results.get(name)
+        rows = [(backend, name) for backend in ours] + [(default, name + "/bf16")]
+        for backend, key in rows:
+            mine = ours[backend].get(key)
+            shown = backend + (" bf16" if key.endswith("/bf16") else "")
             if mine is None:
                 print("| %s | %.2fM | %s | (missing) | | | %.0f | | %s |"
-                      % (label, best["params"] / 1e6, backend, best["tokens_per_s"], each))
+                      % (label, best["params"] / 1e6, shown, best["tokens_per_s"], each))
                 continue
             if mine["params"] != best["params"]:
                 loud("parameter counts differ for %s: tokenformer %d, PyTorch %d" % (name, mine["params"],
                                                                                      best["params"]))
             print("| %s | %.2fM | %s | %.0f | %.1f | %.0f%% | %.0f | %.2f | %s |"
-                  % (label, mine["params"] / 1e6, backend, mine["tokens_per_s"], mine["gflops"],
+                  % (label, mine["params"] / 1e6, shown, mine["tokens_per_s"], mine["gflops"],
                      100.0 * mine["gflops"] / peak, best["tokens_per_s"], mine["tokens_per_s"] / best["tokens_per_s"],
                      each))
 

@@ -8,7 +8,7 @@
 // Read first: examples/01_pattention.cpp, then include/tokenformer/train/trainer.hpp.
 //
 // Run:  ./build/examples/02_train_char_lm [--corpus FILE]... [--steps N] [--out-dir DIR]
-//                                         [--resume CHECKPOINT] [--summary-json PATH]
+//                                         [--resume CHECKPOINT] [--summary-json PATH] [--precision bf16]
 //       mpirun -np N ./build/examples/02_train_char_lm ...   (built with MPI: N ranks train the same
 //       model on disjoint rows of each batch; rank 0 prints and writes; see the README's MPI section)
 // Defaults train a 4-layer model of hidden size 192 (6 heads, 192/192/768 qkv/proj/ffn tokens, 2.4M
@@ -43,6 +43,7 @@ struct Arguments {
   std::uint64_t seed = 1234;
   std::string out_dir = "char_lm_out", resume, summary_json;
   long sample_bytes = 300;
+  Precision precision = Precision::fp32;  // bf16: mixed precision (GEMM operands in bfloat16)
   // Model shape (run time, so it can be explored from the command line).
   index_t layers = 4, hidden = 192, heads = 6, qkv_tokens = 192, proj_tokens = 192, ffn_tokens = 768;
 };
@@ -56,7 +57,8 @@ Arguments parse(int argc, char** argv) {
           "usage: 02_train_char_lm [--corpus FILE]... [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N]\n"
           "                        [--eval-every N] [--seed S] [--out-dir DIR] [--resume CHECKPOINT]\n"
           "                        [--summary-json PATH] [--sample-bytes N] [--layers L] [--hidden C]\n"
-          "                        [--heads H] [--qkv-tokens P] [--proj-tokens P] [--ffn-tokens P]\n");
+          "                        [--heads H] [--qkv-tokens P] [--proj-tokens P] [--ffn-tokens P]\n"
+          "                        [--precision fp32|bf16]\n");
       std::exit(0);
     }
     if (i + 1 >= argc) throw argument_error("option " + key + " needs a value");
@@ -97,6 +99,8 @@ Arguments parse(int argc, char** argv) {
       a.proj_tokens = std::stol(value);
     else if (key == "--ffn-tokens")
       a.ffn_tokens = std::stol(value);
+    else if (key == "--precision")
+      a.precision = parse_precision(value);
     else
       throw argument_error("unknown option " + key);
   }
@@ -132,6 +136,10 @@ int train(int argc, char** argv, ProcessGroup& ranks) try {
                 model.config().num_layers, model.config().hidden_size, model.config().num_heads,
                 model.config().qkv_tokens, model.config().proj_tokens, model.config().ffn_tokens,
                 model.parameter_count(), ranks.description().c_str());
+  if (main_rank && args.precision == Precision::bf16)
+    std::printf("precision: bf16 mixed precision (GEMM operands rounded to bfloat16, fp32 accumulation; %s)\n",
+                kernels::cpu_has_bf16() ? "this CPU has BF16 instructions, not used yet"
+                                        : "this CPU has no BF16 instructions: emulated, slower than fp32");
 
   // ---- 3. Trainer: AdamW (official betas, eps, decay), warmup + cosine, clipping at 1.0 ----------
   TrainerOptions options;
@@ -144,6 +152,7 @@ int train(int argc, char** argv, ProcessGroup& ranks) try {
   options.eval_every = args.eval_every;
   options.eval_batches = 8;
   options.seed = args.seed;
+  options.precision = args.precision;
   Trainer<Model> trainer(model, corpus, options, ranks);
   if (!args.resume.empty()) {
     trainer.resume(args.resume);

@@ -15,7 +15,7 @@
 //       grown model computes what the input model did (GeLU normalizations); zero_keys tokens train.
 //   tokenformer-cli train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json]
 //                         [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N]
-//                         [--seed S] [--resume CHECKPOINT]
+//                         [--seed S] [--resume CHECKPOINT] [--precision fp32|bf16]
 //       Trains a byte-level model (default corpus: Debian's fortunes) and writes DIR/config.json,
 //       DIR/checkpoint.safetensors (weights + optimizer state), DIR/curve.csv and DIR/curve.svg.
 //       --config trains a model of any architecture (vocab_size >= 257 for bytes + end-of-text).
@@ -103,6 +103,7 @@ const char* usage_text =
     "      append parameter tokens to every Pattention; write the grown weights and config\n"
     "  train --checkpoint-dir DIR [--corpus FILE[,FILE...]] [--preset tiny|small | --config C.json] [--steps N]\n"
     "        [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--resume CHECKPOINT]\n"
+    "        [--precision fp32|bf16]\n"
     "      train a byte-level model (default corpus: /usr/share/games/fortunes); under mpirun -np N\n"
     "      (tokenformer-cli built with MPI) N ranks train it together, --batch is the global batch\n"
     "  transfer --from-config A.json --from-weights A.safetensors --to-config B.json --out B.safetensors\n"
@@ -598,7 +599,7 @@ int command_generate(int argc, char** argv) {
 int command_train(int argc, char** argv) {
   const auto options = parse_options(argc, argv,
                                      {"checkpoint-dir", "corpus", "preset", "config", "steps", "batch", "seq", "lr",
-                                      "warmup", "eval-every", "seed", "resume"},
+                                      "warmup", "eval-every", "seed", "resume", "precision"},
                                      {"checkpoint-dir"});
   if (options.count("preset") && options.count("config")) throw UsageError("give --preset or --config, not both");
   const std::string preset = options.count("config")   ? options.at("config")
@@ -631,6 +632,13 @@ int command_train(int argc, char** argv) {
   train.warmup_steps = parse_positive(options, "warmup", std::max(1L, train.steps / 10));
   train.eval_every = parse_positive(options, "eval-every", 50);
   train.seed = static_cast<std::uint64_t>(parse_positive(options, "seed", 1234));
+  if (options.count("precision")) {
+    try {
+      train.precision = parse_precision(options.at("precision"));
+    } catch (const config_error& e) {
+      throw UsageError(std::string("--precision: ") + e.what());
+    }
+  }
   if (config.architecture == Architecture::fit && train.sequence_length > config.fit.max_groups * config.fit.group_size)
     throw UsageError("--seq " + std::to_string(train.sequence_length) + " exceeds the FIT config's max_groups * " +
                      "group_size = " + std::to_string(config.fit.max_groups * config.fit.group_size));

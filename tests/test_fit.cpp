@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -472,6 +473,19 @@ TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[f
   CHECK(io::read_config(d + "/run/config.json").architecture == Architecture::fit);
   // a byte corpus needs 257 ids
   CHECK(run(cli + " train --config " + golden + "/config.json --checkpoint-dir " + d + "/bad --steps 1") == 2 * 256);
+  // bf16 mixed precision trains it too; an unknown precision is a usage error (status 2)
+  CHECK(run(cli + " train --config " + d + "/byte.json --corpus " + d + "/corpus.txt --checkpoint-dir " + d +
+            "/run_bf16 --steps 3 --batch 2 --seq 20 --eval-every 3 --precision bf16") == 0);
+  CHECK(std::filesystem::exists(d + "/run_bf16/checkpoint.safetensors"));
+  const auto read_text = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string curve32 = read_text(d + "/run/curve.csv"), curve16 = read_text(d + "/run_bf16/curve.csv");
+  CHECK(!curve32.empty());
+  CHECK(curve16 != curve32);  // the option reached the trainer: other losses
+  CHECK(run(cli + " train --config " + d + "/byte.json --corpus " + d + "/corpus.txt --checkpoint-dir " + d +
+            "/bad16 --steps 1 --precision fp16") == 2 * 256);
 #else
   WARN("tokenformer-cli is not built; skipped");
 #endif

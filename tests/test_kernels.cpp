@@ -121,6 +121,81 @@ TEST_CASE("the GEMM backend is chosen by name, and an unknown or unlinked one is
                                                                            : kernels::GemmBackend::eigen));
 }
 
+TEST_CASE("round_to_bf16 keeps 8 significant bits, rounding half to even, by hand", "[kernels][gemm][bf16]") {
+  using kernels::round_to_bf16;
+  const float ulp = std::ldexp(1.0f, -7);  // bfloat16's spacing in [1, 2)
+  CHECK(round_to_bf16(1.0f) == 1.0f);
+  CHECK(round_to_bf16(-2.5f) == -2.5f);
+  CHECK(round_to_bf16(1.0f + ulp / 2) == 1.0f);                                // tie: to the even 1
+  CHECK(round_to_bf16(1.0f + 3 * ulp / 2) == 1.0f + 2 * ulp);                  // tie: to the even 1 + 2 ulp
+  CHECK(round_to_bf16(1.0f + ulp / 2 + std::ldexp(1.0f, -20)) == 1.0f + ulp);  // above the tie: up
+  CHECK(round_to_bf16(1.0f + ulp / 2 - std::ldexp(1.0f, -20)) == 1.0f);        // below the tie: down
+  CHECK(round_to_bf16(3.14159265f) == 3.140625f);                              // 0x4049 0fdb -> 0x4049
+  CHECK(round_to_bf16(std::numeric_limits<float>::infinity()) == std::numeric_limits<float>::infinity());
+  CHECK(round_to_bf16(std::numeric_limits<float>::max()) == std::numeric_limits<float>::infinity());
+  CHECK(round_to_bf16(-std::numeric_limits<float>::max()) == -std::numeric_limits<float>::infinity());
+  CHECK(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(parse_precision("bf16") == Precision::bf16);
+  CHECK(parse_precision("fp32") == Precision::fp32);
+  CHECK_THROWS_WITH(parse_precision("fp16"), Catch::Contains("unknown precision 'fp16' (expected fp32 or bf16)"));
+  CHECK_THROWS_AS(kernels::set_gemm_precision(static_cast<Precision>(7)), config_error);
+}
+
+TEST_CASE("gemm in bf16 multiplies the operands rounded to bfloat16, with every linked backend",
+          "[kernels][gemm][bf16]") {
+  BackendGuard guard;
+  REQUIRE(kernels::gemm_precision() == Precision::fp32);
+  std::uint64_t seed = 900;
+  for (auto backend : all_backends) {
+    if (!kernels::gemm_backend_available(backend)) continue;
+    kernels::set_gemm_backend(backend);
+    // M = 1 and 5 take the few-rows path (M = 2 split over the threads: N·K >= 2^18), the others the
+    // library's.
+    for (auto [M, N, K] :
+         {std::array<index_t, 3>{1, 300, 70}, {2, 4096, 80}, {5, 33, 64}, {40, 17, 65}, {130, 70, 200}}) {
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          INFO("backend " << kernels::to_string(backend) << " M=" << M << " N=" << N << " K=" << K << " ta=" << ta
+                          << " tb=" << tb);
+          const index_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+          const auto A = random_vector<float>(static_cast<std::size_t>((ta ? K : M) * lda), seed++);
+          const auto B = random_vector<float>(static_cast<std::size_t>((tb ? N : K) * ldb), seed++);
+          auto C_bf16 = random_vector<float>(static_cast<std::size_t>(M * ldc), seed++);
+          auto C_fp32 = C_bf16;
+          // The exact product of the rounded operands, in double.
+          std::vector<double> A_rounded(A.size()), B_rounded(B.size()), C_ref(C_bf16.begin(), C_bf16.end());
+          for (std::size_t i = 0; i < A.size(); ++i) A_rounded[i] = kernels::round_to_bf16(A[i]);
+          for (std::size_t i = 0; i < B.size(); ++i) B_rounded[i] = kernels::round_to_bf16(B[i]);
+          kernels::reference::gemm(C_ref.data(), ldc, A_rounded.data(), lda, ta, B_rounded.data(), ldb, tb, M, N, K,
+                                   0.5, 0.25);
+          {
+            const kernels::GemmPrecisionScope bf16(Precision::bf16);
+            CHECK(kernels::gemm_precision() == Precision::bf16);
+            kernels::gemm(cpu{}, C_bf16.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, 0.5f, 0.25f);
+          }
+          CHECK(kernels::gemm_precision() == Precision::fp32);  // the scope restored it
+          kernels::gemm(cpu{}, C_fp32.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, 0.5f, 0.25f);
+          double bf16_error = 0.0, fp32_error = 0.0;
+          for (index_t i = 0; i < M; ++i)
+            for (index_t j = 0; j < N; ++j) {
+              const auto at = static_cast<std::size_t>(i * ldc + j);
+              bf16_error = std::max(bf16_error, std::abs(C_bf16[at] - C_ref[at]));
+              fp32_error = std::max(fp32_error, std::abs(C_fp32[at] - C_ref[at]));
+            }
+          // Against the product of the rounded operands: the error of fp32 accumulation over K terms
+          // (within `tolerance`); the fp32 product of the unrounded operands is ~2^-9·sqrt(K) away
+          // (rounding each operand moves it by up to 2^-9 relative), at least 10x the tolerance.
+          const double tolerance = 8e-6 * std::sqrt(static_cast<double>(K));
+          CHECK(bf16_error <= tolerance);
+          CHECK(fp32_error >= 10 * tolerance);
+        }
+    }
+  }
+  // Double products ignore the setting.
+  const kernels::GemmPrecisionScope bf16(Precision::bf16);
+  check_gemm<double>(33, 17, 65, false, true, 1.0, 0.0, 1234);
+}
+
 TEST_CASE("an exception in a parallel kernel task reaches the caller instead of ending the process", "[kernels]") {
   // The attention kernels run their tasks in an OpenMP team; a task that throws (kernels::gemm's
   // config_error for a bad TOKENFORMER_GEMM, bad_alloc) must not leave the region (std::terminate).

@@ -53,6 +53,27 @@ struct Wider : TinyModel {
   static constexpr index_t ffn_tokens = 48;
 };
 
+/// Trainer options of the short runs below: batches of 4 sequences of 32 bytes, lr 3e-3, 2
+/// validation batches.
+TrainerOptions small_run(long steps, long warmup_steps, long eval_every) {
+  TrainerOptions options;
+  options.batch_size = 4;
+  options.sequence_length = 32;
+  options.steps = steps;
+  options.warmup_steps = warmup_steps;
+  options.adamw.lr = 3e-3;
+  options.eval_every = eval_every;
+  options.eval_batches = 2;
+  return options;
+}
+
+/// A double model whose vocabulary makes the head run in chunks of 256 rows.
+struct BigVocab : TinyModel {
+  using scalar = double;
+  static constexpr index_t vocab_size = 70000, hidden_size = 8, num_heads = 2;
+  static constexpr index_t qkv_tokens = 4, proj_tokens = 4, ffn_tokens = 8;
+};
+
 }  // namespace
 
 TEST_CASE("AdamW cpu kernel matches the reference step", "[training][adamw]") {
@@ -142,18 +163,130 @@ TEST_CASE("ByteTokenizer and TextCorpus", "[training][data]") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("The head and loss run in row chunks, never all [B*T, V] logits: the same loss and gradients",
+          "[training][head]") {
+  // A vocabulary large enough that 300 rows take two chunks of the head (256 + 44, the boundary inside
+  // the third sequence). The chunked call must equal two calls on fewer rows, one chunk each, whose
+  // gradients add up (grad_scale = their share of the targets).
+  using Model = LanguageModel<BigVocab>;
+  constexpr index_t B = 3, T = 100, V = BigVocab::vocab_size;
+  REQUIRE(Model::head_chunk_rows(B * T, V) == 256);
+  REQUIRE(Model::head_chunk_rows(2 * T, V) == 2 * T);
+  Model model;
+  Rng init(11);
+  model.initialize(init);
+  Rng data(12);
+  std::vector<std::int32_t> tokens(B * T), targets(B * T);
+  for (auto& id : tokens) id = static_cast<std::int32_t>(data.next() % V);
+  for (auto& id : targets) id = static_cast<std::int32_t>(data.next() % V);
+  targets[5] = targets[260] = -1;  // skipped positions, one in each chunk
+  const double counted = B * T - 2, first = 2 * T - 1, second = T - 1;
+  const auto gradients = [&] {
+    std::vector<double> all;
+    model.for_each_parameter([&](const std::string&, Parameter<double, cpu>& p) {
+      all.insert(all.end(), p.grad.data(), p.grad.data() + p.grad.size());
+    });
+    return all;
+  };
+  model.zero_grad();
+  const double chunked = model.forward_backward(tokens, targets, B, T);
+  const std::vector<double> chunked_grad = gradients();
+  CHECK(model.loss(tokens, targets, B, T) == Approx(chunked).epsilon(1e-12));
+
+  model.zero_grad();
+  const auto part = [&](index_t b0, index_t b1) {
+    return std::make_pair(Span<const std::int32_t>(tokens.data() + b0 * T, (b1 - b0) * T),
+                          Span<const std::int32_t>(targets.data() + b0 * T, (b1 - b0) * T));
+  };
+  const auto [tokens_a, targets_a] = part(0, 2);
+  const auto [tokens_b, targets_b] = part(2, 3);
+  const double loss_a = model.forward_backward(tokens_a, targets_a, 2, T, first / counted);
+  const double loss_b = model.forward_backward(tokens_b, targets_b, 1, T, second / counted);
+  const std::vector<double> split_grad = gradients();
+  CHECK(chunked == Approx((loss_a * first + loss_b * second) / counted).epsilon(1e-12));
+  REQUIRE(split_grad.size() == chunked_grad.size());
+  double worst = 0.0, largest = 0.0;
+  for (std::size_t i = 0; i < split_grad.size(); ++i) {
+    worst = std::max(worst, std::abs(split_grad[i] - chunked_grad[i]));
+    largest = std::max(largest, std::abs(split_grad[i]));
+  }
+  CHECK(largest > 0.0);
+  CHECK(worst <= 1e-12 * largest);
+}
+
+TEST_CASE("bf16 mixed precision: loss and gradients near fp32's, and a short run tracks fp32", "[training][bf16]") {
+  using Model = LanguageModel<TinyModel>;
+  Model model;
+  Rng init(3);
+  model.initialize(init);
+  constexpr index_t B = 2, T = 48;
+  Rng data(4);
+  std::vector<std::int32_t> tokens(B * T), targets(B * T);
+  for (auto& id : tokens) id = static_cast<std::int32_t>(data.next() % 257);
+  for (std::size_t i = 0; i + 1 < tokens.size(); ++i) targets[i] = tokens[i + 1];
+  targets.back() = -1;
+  const auto run = [&](Precision precision, std::vector<float>& gradient) {
+    const kernels::GemmPrecisionScope scope(precision);
+    model.zero_grad();
+    const double loss = model.forward_backward(tokens, targets, B, T);
+    gradient.clear();
+    model.for_each_parameter([&](const std::string&, Parameter<float, cpu>& p) {
+      gradient.insert(gradient.end(), p.grad.data(), p.grad.data() + p.grad.size());
+    });
+    return loss;
+  };
+  std::vector<float> g32, g16;
+  const double loss32 = run(Precision::fp32, g32), loss16 = run(Precision::bf16, g16);
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < g32.size(); ++i) {
+    diff += (double(g16[i]) - g32[i]) * (double(g16[i]) - g32[i]);
+    norm += double(g32[i]) * g32[i];
+  }
+  const double relative = std::sqrt(diff / norm);
+  INFO("loss fp32 " << loss32 << " bf16 " << loss16 << ", gradient relative L2 difference " << relative);
+  // bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%); the errors of ~20 products
+  // per gradient add up to a few times that. Both must differ from fp32 (the setting took effect).
+  CHECK(std::abs(loss16 - loss32) <= 2e-3 * loss32);
+  CHECK(loss16 != loss32);
+  CHECK(relative <= 0.03);
+  CHECK(relative >= 1e-4);
+
+  // 40 training steps from the same initialization: the bf16 run's losses track the fp32 run's.
+  const std::string corpus_path = write_corpus();
+  TextCorpus corpus({corpus_path});
+  TrainerOptions options = small_run(40, 4, 40);
+  std::vector<double> validation, last_loss;
+  for (Precision precision : {Precision::fp32, Precision::bf16}) {
+    Model fresh;
+    Rng fresh_init(3);
+    fresh.initialize(fresh_init);
+    options.precision = precision;
+    Trainer<Model> trainer(fresh, corpus, options);
+    while (!trainer.done()) trainer.train_step();
+    CHECK(trainer.history().back().loss < trainer.history().front().loss - 1.0);
+    validation.push_back(trainer.history().back().validation_loss);
+    last_loss.push_back(trainer.history().back().loss);
+    CHECK(kernels::gemm_precision() == Precision::fp32);  // restored after each step and evaluation
+  }
+  INFO("validation loss fp32 " << validation[0] << " bf16 " << validation[1]);
+  CHECK(std::abs(validation[1] - validation[0]) <= 0.01 * validation[0]);
+  CHECK(last_loss[1] != last_loss[0]);  // the trainer did switch to bf16
+
+  // bf16 is for float models on the CPU; an unknown value is refused.
+  LanguageModel<BigVocab> double_model;
+  options.precision = Precision::bf16;
+  CHECK_THROWS_WITH(Trainer<LanguageModel<BigVocab>>(double_model, corpus, options),
+                    Catch::Contains("precision bf16 needs a float model on the CPU"));
+  options.precision = static_cast<Precision>(9);
+  CHECK_THROWS_WITH(options.validate(), Catch::Contains("unknown precision value 9"));
+  std::remove(corpus_path.c_str());
+}
+
 TEST_CASE("Training reduces the loss, and resuming from a checkpoint reproduces the uninterrupted run exactly",
           "[training][resume]") {
   const std::string corpus_path = write_corpus(), checkpoint = temp_path("resume.safetensors");
   TextCorpus corpus({corpus_path});
-  TrainerOptions options;
-  options.batch_size = 4;
-  options.sequence_length = 32;
-  options.steps = 12;
-  options.warmup_steps = 2;
-  options.adamw.lr = 3e-3;
-  options.eval_every = 4;
-  options.eval_batches = 2;
+  TrainerOptions options = small_run(12, 2, 4);
   using Model = LanguageModel<TinyModel>;
 
   Model straight_model;

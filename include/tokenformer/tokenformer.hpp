@@ -31,6 +31,7 @@
 #include "tokenformer/core/model_config.hpp"
 #include "tokenformer/core/normalization.hpp"
 #include "tokenformer/core/parameter.hpp"
+#include "tokenformer/core/precision.hpp"
 #include "tokenformer/core/presets.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/span.hpp"

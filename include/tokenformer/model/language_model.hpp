@@ -299,19 +299,24 @@ class LanguageModel {
   /// Whether an int8 head is attached.
   bool has_int8_head() const { return int8_head_.matrix != nullptr; }
 
+  /// The output head's rows per chunk: at least 256 rows (GEMMs that stay efficient), and beyond that
+  /// as many as keep one chunk's logits within 2^24 values (64 MB of floats). Every row in one chunk
+  /// unless V is large (a 256-token vocabulary fits 65536 rows).
+  static index_t head_chunk_rows(index_t M, index_t V) {
+    constexpr index_t budget = index_t(1) << 24;
+    return std::max<index_t>(1, std::min(M, std::max<index_t>(256, budget / std::max<index_t>(V, 1))));
+  }
+
   /// Mean loss over positions whose target is not −1, without gradients (for evaluation). `tokens`
   /// and `targets` are [B, T] (host, row-major); checks as forward_backward.
   double loss(Span<const std::int32_t> tokens, Span<const std::int32_t> targets, index_t B, index_t T_len) {
     const index_t M = expect_sequences(tokens, B, T_len, "loss"), V = vocab_size();
     expect_sequences(targets, B, T_len, "loss: targets");
     const index_t counted = count_targets(targets.data(), M, "loss");
-    logits_.resize(Shape{M, V});
-    forward_to_logits(logits_.data(), tokens.data(), B, T_len);
+    forward_normed(tokens.data(), B, T_len);
     target_ids_.resize(Shape{M});
     target_ids_.copy_from_host(targets.data());
-    const double total = kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
-                                                                 target_ids_.data(), M, V, 0.0);
-    return total / static_cast<double>(counted);
+    return head_loss(M, V, 0.0, false) / static_cast<double>(counted);
   }
 
   /// One training forward and backward pass over `tokens` [B, T] (host, row-major). `targets` [B, T]
@@ -329,21 +334,12 @@ class LanguageModel {
       throw argument_error("forward_backward: grad_scale must be finite, got " + std::to_string(grad_scale));
     const index_t counted = count_targets(targets.data(), M, "forward_backward");
     if (!word_embeddings.training_enabled()) enable_training();
-    logits_.resize(Shape{M, V});
-    forward_to_logits(logits_.data(), tokens.data(), B, T_len);
+    forward_normed(tokens.data(), B, T_len);
     target_ids_.resize(Shape{M});
     target_ids_.copy_from_host(targets.data());
-    // loss and d_logits, in place of the logits                                        (B*T, V)
-    const double total =
-        kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr), target_ids_.data(),
-                                                M, V, grad_scale / static_cast<double>(counted));
-    // logits = LN(x) · Eᵀ:  d_normed = d_logits · E,  dE += d_logitsᵀ · LN(x)
     d_residual_.resize(Shape{M, C});
     d_normed_.resize(Shape{M, C});
-    kernels::gemm(device_, d_normed_.data(), C, logits_.data(), V, false, word_embeddings.value.data(), C, false, M, C,
-                  V);
-    kernels::gemm(device_, word_embeddings.grad.data(), C, logits_.data(), V, true, normed_.data(), C, false, V, C, M,
-                  T(1), T(1));
+    const double total = head_loss(M, V, grad_scale / static_cast<double>(counted), true);
     const T* last = residuals_[layers.size()].data();
     kernels::layer_norm_backward(device_, d_residual_.data(), final_norm_weight.grad.data(),
                                  final_norm_bias.grad.data(), d_normed_.data(), last, final_norm_weight.value.data(),
@@ -378,9 +374,32 @@ class LanguageModel {
     return counted;
   }
 
-  /// The forward pass into raw logits memory (B*T, V); keeps every activation backward needs.
-  void forward_to_logits(T* logits, const std::int32_t* tokens, index_t B, index_t T_len) {
-    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
+  /// The tied head and the cross-entropy over normed_'s M rows and target_ids_, chunk by chunk
+  /// (head_chunk_rows), so that the [B*T, V] logits are never stored: per chunk, logits = LN(x)·Eᵀ,
+  /// then the loss and, in their place, d_logits (scaled by grad_scale); with `backward`, also
+  /// d_normed = d_logits·E and dE += d_logitsᵀ·LN(x). Returns the summed loss.
+  double head_loss(index_t M, index_t V, double grad_scale, bool backward) {
+    const index_t C = config_.hidden_size, chunk = head_chunk_rows(M, V);
+    const T* E = word_embeddings.value.data();
+    logits_.resize(Shape{chunk, V});
+    double total = 0.0;
+    for (index_t r0 = 0; r0 < M; r0 += chunk) {
+      const index_t rows = std::min(chunk, M - r0);
+      const T* x = normed_.data() + r0 * C;
+      kernels::gemm(device_, logits_.data(), V, x, C, false, E, C, true, rows, V, C);  // (rows, V)
+      total += kernels::cross_entropy_forward_backward(device_, logits_.data(), static_cast<T*>(nullptr),
+                                                       target_ids_.data() + r0, rows, V, grad_scale);
+      if (!backward) continue;
+      kernels::gemm(device_, d_normed_.data() + r0 * C, C, logits_.data(), V, false, E, C, false, rows, C, V);
+      kernels::gemm(device_, word_embeddings.grad.data(), C, logits_.data(), V, true, x, C, false, V, C, rows, T(1),
+                    T(1));
+    }
+    return total;
+  }
+
+  /// The forward pass up to the final LayerNorm (normed_, B*T rows); keeps every activation backward needs.
+  void forward_normed(const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t M = B * T_len, C = config_.hidden_size;
     forward_hidden(tokens, B, T_len);
     normed_.resize(Shape{M, C});
     final_mean_.resize(Shape{M});
@@ -388,6 +407,12 @@ class LanguageModel {
     kernels::layer_norm_forward(device_, normed_.data(), final_mean_.data(), final_rstd_.data(),
                                 residuals_[layers.size()].data(), final_norm_weight.value.data(),
                                 final_norm_bias.value.data(), M, C, config_.layernorm_epsilon);
+  }
+
+  /// The forward pass into raw logits memory (B*T, V); keeps every activation backward needs.
+  void forward_to_logits(T* logits, const std::int32_t* tokens, index_t B, index_t T_len) {
+    const index_t M = B * T_len, C = config_.hidden_size, V = vocab_size();
+    forward_normed(tokens, B, T_len);
     // logits = LN(x) · Eᵀ                                                              (B*T, V)
     kernels::gemm(device_, logits, V, normed_.data(), C, false, word_embeddings.value.data(), C, true, M, V, C);
   }
@@ -426,7 +451,7 @@ class LanguageModel {
   Tensor<T, Device> normed_;                             // (B*T, C) final LayerNorm output
   Tensor<T, Device> last_hidden_;                        // (B, C) forward_last's last positions
   Tensor<T, Device> final_mean_, final_rstd_;            // (B*T)
-  Tensor<T, Device> logits_;                             // (B*T, V) training logits, then their gradient
+  Tensor<T, Device> logits_;                             // (chunk, V) one chunk's logits, then their gradient
   Tensor<T, Device> d_residual_, d_normed_;              // (B*T, C) backward scratch
 };
 

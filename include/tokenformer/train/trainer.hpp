@@ -21,12 +21,16 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "tokenformer/core/device.hpp"
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/precision.hpp"
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/io/atomic_file.hpp"
 #include "tokenformer/io/checkpoint.hpp"
+#include "tokenformer/kernels/cpu/gemm.hpp"
 #include "tokenformer/train/data.hpp"
 #include "tokenformer/train/gradient_averaging.hpp"
 #include "tokenformer/train/optimizer.hpp"
@@ -48,9 +52,17 @@ struct TrainerOptions {
   long eval_every = 100;               ///< validation every N steps (and after the last); 0: never
   std::int64_t eval_batches = 8;       ///< validation batches (fixed for the whole run)
   std::uint64_t seed = 1234;           ///< seeds the training batches' Rng
+  /// Precision of the model's matrix products in training steps and evaluation: fp32, or bf16 (mixed
+  /// precision: GEMM operands rounded to bfloat16, fp32 accumulation; parameters, AdamW state,
+  /// normalizations, softmax and loss stay fp32). bf16 needs a float model on the CPU. The setting is
+  /// process-wide while a step or an evaluation runs (kernels::GemmPrecisionScope): float products that
+  /// another thread runs meanwhile are bf16 too.
+  Precision precision = Precision::fp32;
 
-  /// Throws config_error for a size or count <= 0, or a negative warmup, eval_every or clip_norm.
+  /// Throws config_error for a size or count <= 0, a negative warmup, eval_every or clip_norm, or an
+  /// unknown precision.
   void validate() const {
+    check_precision(precision);
     if (batch_size <= 0 || sequence_length <= 0 || steps <= 0 || accumulation_steps <= 0 || eval_batches <= 0)
       throw config_error("trainer sizes must be positive");
     if (warmup_steps < 0 || eval_every < 0 || clip_norm < 0) throw config_error("trainer options must not be negative");
@@ -88,6 +100,10 @@ class Trainer {
         group_(group),
         averager_(group) {
     options_.validate();
+    using ModelDevice = std::decay_t<decltype(model.device())>;
+    if (options_.precision == Precision::bf16 &&
+        !(std::is_same_v<ModelDevice, cpu> && std::is_same_v<typename Model::scalar, float>))
+      throw config_error("precision bf16 needs a float model on the CPU");
     if (options_.batch_size % group_.size() != 0)
       throw config_error("batch_size " + std::to_string(options_.batch_size) + " is not a multiple of the " +
                          std::to_string(group_.size()) + " ranks");
@@ -129,6 +145,7 @@ class Trainer {
     {
       auto remove_hook = [this](void*) { averager_.remove_hook(model_); };  // also when forward_backward throws
       std::unique_ptr<void, decltype(remove_hook)> guard(this, remove_hook);
+      const kernels::GemmPrecisionScope precision(options_.precision);
       for (int micro = 0; micro < options_.accumulation_steps; ++micro) {
         const Batch batch = my_rows(corpus_.sample(data_rng_, options_.batch_size, options_.sequence_length));
         if (micro + 1 == options_.accumulation_steps) averager_.begin(model_);
@@ -180,6 +197,7 @@ class Trainer {
   /// Mean loss over the fixed validation batches (each rank evaluates its rows of each). Collective:
   /// with several ranks every rank calls it.
   double evaluate() {
+    const kernels::GemmPrecisionScope precision(options_.precision);
     double total = 0.0;
     for (const auto& batch : validation_)
       total += model_.loss(batch.tokens, batch.targets, batch.batch_size, batch.sequence_length);

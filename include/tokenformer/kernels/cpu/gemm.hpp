@@ -16,6 +16,14 @@
 // one core does not saturate. Those are split by columns of C over the OpenMP team, each thread
 // streaming its own slice of B, and always run through Eigen, which neither allocates nor starts
 // threads for them (a decode step allocates nothing; tested).
+//
+// Precision (tokenformer::Precision of core/precision.hpp; process-wide like the backend; the trainer
+// sets it for its steps): fp32, or bf16 for float products, mixed precision: both operands rounded to
+// bfloat16 (round to nearest even), products accumulated in fp32. Every float product is affected,
+// including the bias adds that layers/linear.hpp computes as a GEMM with a column of ones. This build rounds copies of
+// the operands (thread-local buffers, reused) and multiplies them with the fp32 backend: the numbers of a BF16 GEMM, at
+// fp32 speed plus the copies. cpu_has_bf16() tells whether the processor has BF16 instructions (AVX512_BF16 or AMX); a
+// BF16 kernel for them is not written yet.
 #pragma once
 
 #if defined(_OPENMP)
@@ -25,14 +33,18 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "tokenformer/core/config.hpp"
 #include "tokenformer/core/device.hpp"
 #include "tokenformer/core/eigen.hpp"
 #include "tokenformer/core/error.hpp"
+#include "tokenformer/core/precision.hpp"
 #include "tokenformer/core/tensor.hpp"
 
 #if TOKENFORMER_HAVE_ONEDNN
@@ -162,6 +174,78 @@ inline void set_gemm_backend(GemmBackend backend) {
   detail::gemm_backend_state().store(static_cast<int>(backend), std::memory_order_relaxed);
 }
 
+namespace detail {
+
+/// The process's current precision of float products (a Precision value).
+inline std::atomic<int>& gemm_precision_state() noexcept {
+  static std::atomic<int> state{static_cast<int>(Precision::fp32)};
+  return state;
+}
+
+}  // namespace detail
+
+/// The precision of kernels::gemm's float products now (fp32 unless set_gemm_precision changed it).
+inline Precision gemm_precision() noexcept {
+  return static_cast<Precision>(detail::gemm_precision_state().load(std::memory_order_relaxed));
+}
+
+/// Makes every later float kernels::gemm of the process use `precision` (double products stay
+/// double). config_error for a value outside the enum. Not to be called while another thread runs a
+/// product; GemmPrecisionScope sets it for a scope.
+inline void set_gemm_precision(Precision precision) {
+  check_precision(precision);
+  detail::gemm_precision_state().store(static_cast<int>(precision), std::memory_order_relaxed);
+}
+
+/// Sets the GEMM precision for its lifetime and restores the previous one after (the trainer wraps
+/// each step and each evaluation in one).
+class GemmPrecisionScope {
+ public:
+  /// Switches to `precision` (config_error for a value outside the enum).
+  explicit GemmPrecisionScope(Precision precision) : previous_(gemm_precision()) { set_gemm_precision(precision); }
+  ~GemmPrecisionScope() {
+    detail::gemm_precision_state().store(static_cast<int>(previous_), std::memory_order_relaxed);
+  }
+  GemmPrecisionScope(const GemmPrecisionScope&) = delete;             ///< not copyable
+  GemmPrecisionScope& operator=(const GemmPrecisionScope&) = delete;  ///< not assignable
+
+ private:
+  Precision previous_;
+};
+
+/// Whether this processor has BF16 dot-product instructions (AVX512_BF16 or AMX-BF16).
+inline bool cpu_has_bf16() noexcept {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+/// x rounded to the nearest bfloat16 (8 significant bits, ties to even), as a float: what a BF16
+/// GEMM multiplies. Infinities stay; NaN stays NaN; a finite value past bfloat16's range becomes ±inf.
+inline float round_to_bf16(float x) noexcept {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &x, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return x;  // NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  bits &= 0xffff0000u;
+  float rounded = 0;
+  std::memcpy(&rounded, &bits, sizeof rounded);
+  return rounded;
+}
+
+/// The current precision in words, for benchmarks: "fp32", or "bf16 (this CPU has [no] BF16
+/// instructions; operands rounded to bfloat16, products in fp32 kernels)".
+inline std::string gemm_precision_description() {
+  if (gemm_precision() == Precision::fp32) return "fp32";
+  return std::string("bf16 (") +
+         (cpu_has_bf16() ? "this CPU has BF16 instructions" : "this CPU has no BF16 instructions") +
+         "; operands rounded to bfloat16, products in fp32 kernels)";
+}
+
 /// The current backend with its library's version: "onednn (oneDNN 2.6.3, OpenMP)", "openblas
 /// (OpenBLAS 0.3.21 ...)", "eigen (Eigen 3.4.0)". Benchmarks print it.
 inline std::string gemm_backend_description() {
@@ -248,11 +332,14 @@ bool library_gemm(GemmBackend backend, T* C, index_t ldc, const T* A, index_t ld
 
 }  // namespace detail
 
+namespace detail {
+
+/// gemm at the operands' own precision (see gemm).
 template <class T>
-void gemm(const cpu& device, T* C, index_t ldc,       // (M, N)
-          const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
-          const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
-          index_t M, index_t N, index_t K, T alpha, T beta) {
+void gemm_native(const cpu& device, T* C, index_t ldc,       // (M, N)
+                 const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
+                 const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
+                 index_t M, index_t N, index_t K, T alpha, T beta) {
   if (M > detail::gemm_few_rows && N > 0 && K > 0 &&
       detail::library_gemm(gemm_backend(), C, ldc, A, lda, transpose_a, B, ldb, transpose_b, M, N, K, alpha, beta))
     return;
@@ -264,8 +351,8 @@ void gemm(const cpu& device, T* C, index_t ldc,       // (M, N)
       const index_t chunk = ((N + threads - 1) / threads + 15) / 16 * 16;  // whole cache lines of C
       const index_t n0 = std::min(N, t * chunk), n1 = std::min(N, n0 + chunk);
       if (n1 > n0)  // inside the team, so this call runs on this thread alone
-        gemm(device, C + n0, ldc, A, lda, transpose_a, transpose_b ? B + n0 * ldb : B + n0, ldb, transpose_b, M,
-             n1 - n0, K, alpha, beta);
+        gemm_native(device, C + n0, ldc, A, lda, transpose_a, transpose_b ? B + n0 * ldb : B + n0, ldb, transpose_b, M,
+                    n1 - n0, K, alpha, beta);
     }
     return;
   }
@@ -304,6 +391,40 @@ void gemm(const cpu& device, T* C, index_t ldc,       // (M, N)
     else
       c.noalias() += alpha * a.transpose() * b.transpose();
   }
+}
+
+/// The rows x cols matrix at `src` (leading dimension ld) rounded to bfloat16 into `dst` (dense,
+/// leading dimension cols), which grows as needed.
+inline const float* rounded_to_bf16(std::vector<float>& dst, const float* src, index_t rows, index_t cols, index_t ld) {
+  dst.resize(static_cast<std::size_t>(rows * cols));
+  for (index_t r = 0; r < rows; ++r) {
+    const float* in = src + r * ld;
+    float* out = dst.data() + r * cols;
+    for (index_t c = 0; c < cols; ++c) out[c] = round_to_bf16(in[c]);
+  }
+  return dst.data();
+}
+
+}  // namespace detail
+
+template <class T>
+void gemm(const cpu& device, T* C, index_t ldc,       // (M, N)
+          const T* A, index_t lda, bool transpose_a,  // (M, K) or (K, M)
+          const T* B, index_t ldb, bool transpose_b,  // (K, N) or (N, K)
+          index_t M, index_t N, index_t K, T alpha, T beta) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (M > 0 && N > 0 && K > 0 && gemm_precision() == Precision::bf16) {
+      // Each thread (attention calls this inside its OpenMP team) keeps its own two buffers.
+      thread_local std::vector<float> a_buffer, b_buffer;
+      const index_t a_rows = transpose_a ? K : M, a_cols = transpose_a ? M : K;
+      const index_t b_rows = transpose_b ? N : K, b_cols = transpose_b ? K : N;
+      const float* a = detail::rounded_to_bf16(a_buffer, A, a_rows, a_cols, lda);
+      const float* b = detail::rounded_to_bf16(b_buffer, B, b_rows, b_cols, ldb);
+      detail::gemm_native(device, C, ldc, a, a_cols, transpose_a, b, b_cols, transpose_b, M, N, K, alpha, beta);
+      return;
+    }
+  }
+  detail::gemm_native(device, C, ldc, A, lda, transpose_a, B, ldb, transpose_b, M, N, K, alpha, beta);
 }
 
 /// `batch` independent GEMMs: C_i = alpha · op(A_i) · op(B_i) + beta · C_i with A_i = A + i·stride_a
