@@ -9,7 +9,11 @@ target_compile_options(tokenformer_project_options INTERFACE
 if(TOKENFORMER_SANITIZE)
   set(tokenformer_optimization -O1)
 elseif(TOKENFORMER_NATIVE)
-  set(tokenformer_optimization -O3)
+  # The unit-test programs (target property TOKENFORMER_UNIT_TEST, set in tests/CMakeLists.txt) use -O2:
+  # a third less compile time than -O3 (measured on a test group: 90 s against 139 s), same instruction
+  # set (-march=native). The examples, tokenformer-cli and the benchmarks keep -O3; the examples' short
+  # runs in the test suite run that code.
+  set(tokenformer_optimization "$<IF:$<BOOL:$<TARGET_PROPERTY:TOKENFORMER_UNIT_TEST>>,-O2,-O3>")
 else()
   set(tokenformer_optimization -O2)
 endif()

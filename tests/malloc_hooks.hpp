@@ -3,8 +3,9 @@
 // glibc lets a program define malloc and friends; the definitions below forward to glibc's own
 // (__libc_*) after asking malloc_hooks::allow, which counts requests while `counting`, records the
 // largest single request while `watching`, and makes the request fail (null; operator new then
-// throws std::bad_alloc) when an armed countdown reaches it. Include this header in exactly one
-// translation unit of a test program (it defines the functions). Under AddressSanitizer, which
+// throws std::bad_alloc) when an armed countdown reaches it. The tests include this header; the
+// functions are defined once per program, by malloc_hooks.cpp (tests/CMakeLists.txt links it into
+// every test program that includes the header). Under AddressSanitizer, which
 // replaces malloc itself, or without glibc, nothing is interposed: TOKENFORMER_MALLOC_HOOKS is 0 and
 // the tests say they did not check.
 #pragma once
@@ -58,7 +59,7 @@ inline bool allow(std::size_t bytes) {
 
 }  // namespace malloc_hooks
 
-#if TOKENFORMER_MALLOC_HOOKS
+#if TOKENFORMER_MALLOC_HOOKS && defined(TOKENFORMER_MALLOC_HOOKS_DEFINE)
 extern "C" {
 void* __libc_malloc(std::size_t);
 void* __libc_calloc(std::size_t, std::size_t);

@@ -24,6 +24,10 @@ using namespace tokenformer;
 
 // ---- an allocator that fails on request (malloc_hooks: the fail_countdown-th request from now) -----
 #include "malloc_hooks.hpp"
+
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_api {
 using malloc_hooks::failures;
 
 namespace {
@@ -198,3 +202,5 @@ TEST_CASE("grow keeps the model as it was when any allocation fails midway", "[a
   WARN("not checked in this build: allocations cannot be made to fail (AddressSanitizer replaces malloc)");
 #endif
 }
+
+}  // namespace test_api

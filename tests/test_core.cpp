@@ -9,6 +9,10 @@
 #include "tokenformer/core/rng.hpp"
 #include "tokenformer/core/tensor.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_core {
+
 using namespace tokenformer;
 
 TEST_CASE("Shape counts elements and rejects bad dimensions", "[core][shape]") {
@@ -44,7 +48,7 @@ TEST_CASE("Tensor owns aligned, zero-initialized memory and copies deeply", "[co
   CHECK(empty_copy.data() == nullptr);
 }
 
-TEST_CASE("Tensor reserve keeps contents; growing rows within capacity does not move memory", "[core][tensor]") {
+TEST_CASE("Tensor reserve keeps contents, growing rows within capacity does not move memory", "[core][tensor]") {
   Tensor<double> t(Shape{2, 3});
   for (index_t i = 0; i < 6; ++i) t[i] = static_cast<double>(i + 1);
   t.reserve(5 * 3);
@@ -153,3 +157,5 @@ TEST_CASE("Rng is reproducible, restorable and roughly normal", "[core][rng]") {
   }
   CHECK(seen.size() == 7);
 }
+
+}  // namespace test_core

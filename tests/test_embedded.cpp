@@ -15,6 +15,10 @@
 #include "tokenformer/embedded/static_model.hpp"
 #include "tokenformer/tokenformer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_embedded {
+
 using namespace tokenformer;
 namespace emb = tokenformer::embedded;
 
@@ -314,3 +318,5 @@ TEST_CASE("c_header writes the config, every array exactly, and the Weights init
   CHECK(quantized.find("using storage = tokenformer::embedded::q8;") != std::string::npos);
   CHECK(quantized.size() < text.size() / 2);
 }
+
+}  // namespace test_embedded

@@ -26,6 +26,10 @@
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_fit {
+
 using namespace tokenformer;
 
 namespace {
@@ -223,7 +227,7 @@ TEST_CASE("the FIT encoder is bidirectional, and the sequences of a batch do not
                                 base) <= 1e-12);
 }
 
-TEST_CASE("FIT growth with zero keys and pinned scales keeps the logits; the model saves and reloads",
+TEST_CASE("FIT growth with zero keys and pinned scales keeps the logits, the model saves and reloads",
           "[fit][growth]") {
   for (bool causal : {true, false}) {
     FitModel<double> model(small_fit("(1)1(1)1(1)", causal));
@@ -490,3 +494,5 @@ TEST_CASE("tokenformer-cli reads FIT configs: init, logits, grow and train", "[f
   WARN("tokenformer-cli is not built; skipped");
 #endif
 }
+
+}  // namespace test_fit

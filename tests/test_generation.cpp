@@ -25,6 +25,10 @@ using namespace tokenformer;
 
 // ---- a counting allocator: every malloc-family call of the process, while counting is on ----------
 #include "malloc_hooks.hpp"
+
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_generation {
 using malloc_hooks::allocations;
 using malloc_hooks::counting;
 
@@ -503,3 +507,5 @@ TEST_CASE("int8 decode (WeightFormat::int8): near the float logits, and the mode
   CHECK_FALSE(model.layers.front().attention.has_cache());
   CHECK_FALSE(model.layers.front().attention.query.has_int8());
 }
+
+}  // namespace test_generation

@@ -17,9 +17,14 @@
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_generic_model {
+
 using namespace tokenformer;
 
-namespace {
+// (No anonymous namespace here: in a unity build, GCC warns (-Wsubobject-linkage) when the model class
+// template of a header holds a block type from one.)
 
 /// out = x + FFN(LN(x)), FFN one Pattention C -> C with the layer's ffn token count.
 template <class T, class Device = cpu>
@@ -100,8 +105,6 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-}  // namespace
-
 TEST_CASE("a block type defined in a test file trains, grows, saves and reloads", "[model][generic]") {
   ToyModel model(toy_config());
   Rng rng(7);
@@ -167,3 +170,5 @@ TEST_CASE("a block type defined in a test file trains, grows, saves and reloads"
     CHECK(logits_of(copy) == logits_of(model));
   }
 }
+
+}  // namespace test_generic_model

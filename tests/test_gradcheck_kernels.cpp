@@ -9,6 +9,10 @@
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_gradcheck_kernels {
+
 using namespace tokenformer;
 using gradcheck::GradCase;
 using gradcheck::Inputs;
@@ -84,3 +88,5 @@ TEMPLATE_TEST_CASE("backward kernels: cpu matches reference in float on larger s
     CHECK(test_util::max_scaled_diff(fast, ref) <= tol);
   }
 }
+
+}  // namespace test_gradcheck_kernels

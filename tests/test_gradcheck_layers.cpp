@@ -16,6 +16,10 @@
 #include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/language_model.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_gradcheck_layers {
+
 using namespace tokenformer;
 using gradcheck::GradCase;
 using gradcheck::Inputs;
@@ -333,3 +337,5 @@ TEST_CASE("forward_backward accumulates gradients and rejects bad targets", "[mo
   const std::vector<std::int32_t> none{-1, -1, -1, -1};
   CHECK_THROWS_AS(model.forward_backward(tokens, none, 1, 4), argument_error);
 }
+
+}  // namespace test_gradcheck_layers

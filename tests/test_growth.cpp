@@ -16,6 +16,10 @@
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/train/trainer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_growth {
+
 using namespace tokenformer;
 
 namespace {
@@ -124,7 +128,7 @@ TEST_CASE("softmax growth is function-preserving only in the limit: zero keys st
   CHECK(test_util::max_abs_diff(logits_of(model), before) > 1e-4);
 }
 
-TEST_CASE("growing within capacity moves no token; past capacity the storage at least doubles", "[growth]") {
+TEST_CASE("growing within capacity moves no token, past capacity the storage at least doubles", "[growth]") {
   Pattention<float> p(8, 6, 10, Normalization::l2_norm_gelu);
   Rng rng(3);
   p.initialize(rng, 0.5, 0.5);
@@ -150,7 +154,7 @@ TEST_CASE("growing within capacity moves no token; past capacity the storage at 
   CHECK(p.key_tokens().data() == moved);
 }
 
-TEST_CASE("gradients and AdamW moments grow with their parameters; new moments start at zero", "[growth]") {
+TEST_CASE("gradients and AdamW moments grow with their parameters, new moments start at zero", "[growth]") {
   Model model = random_model(small_config(), 4);
   model.enable_training();
   auto& ffn_keys = model.layers[0].ffn.key_parameter();
@@ -222,7 +226,7 @@ TEST_CASE("frozen old tokens stay bit-identical while the new ones train", "[gro
   std::remove(corpus_path.c_str());
 }
 
-TEST_CASE("a smaller checkpoint loads into a larger configuration; other mismatches are errors", "[growth][io]") {
+TEST_CASE("a smaller checkpoint loads into a larger configuration, other mismatches are errors", "[growth][io]") {
   const std::string path = temp_path("small.safetensors");
   Model small = random_model(small_config(), 7);
   io::save_weights(small, path);
@@ -341,7 +345,7 @@ TEST_CASE("tokenformer-cli grow writes a grown checkpoint and config that comput
 }
 #endif
 
-TEST_CASE("under l2_norm_gelu, zero-initialized tokens get exactly zero gradient; random_keys tokens train",
+TEST_CASE("under l2_norm_gelu, zero-initialized tokens get exactly zero gradient, random_keys tokens train",
           "[growth]") {
   for (auto init : {TokenInit::zero, TokenInit::random_keys}) {
     Model model = random_model(small_config(), 10);
@@ -645,7 +649,7 @@ TEST_CASE("per-layer token lists in a config are checked", "[growth][io]") {
                     Catch::Contains("sequential.2.attention.key: the qkv Pattentions of one layer have different"));
 }
 
-TEST_CASE("for_each_pattention visits every Pattention with its path and role; growth selects by path", "[growth]") {
+TEST_CASE("for_each_pattention visits every Pattention with its path and role, growth selects by path", "[growth]") {
   Model model = random_model(small_config(), 20);
   std::vector<std::string> paths;
   int qkv = 0, proj = 0, ffn = 0;
@@ -682,3 +686,5 @@ TEST_CASE("for_each_pattention visits every Pattention with its path and role; g
   CHECK(model.config().layer(0) == LayerTokens{12, 10, 48, 0, 0, 0});
   CHECK(model.config().layer(1) == LayerTokens{12, 13, 48, 0, 0, 0});
 }
+
+}  // namespace test_growth

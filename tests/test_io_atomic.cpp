@@ -2,6 +2,10 @@
 // and killed.
 #include "io_test_util.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_atomic {
+
 using namespace tokenformer;
 using namespace io_test;
 
@@ -225,3 +229,5 @@ TEST_CASE("a checkpoint rewritten in a loop and killed at a random moment is alw
     std::filesystem::remove(test_util::atomic_temp_file(path, child), ec);
   }
 }
+
+}  // namespace test_io_atomic

@@ -11,6 +11,10 @@ using namespace io_test;
 // ---- the largest single allocation while watching: every malloc-family call of the process --------
 #include "malloc_hooks.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_checkpoint {
+
 namespace {
 /// Watches the allocations of its lifetime; largest() is the largest single request (in bytes).
 class AllocationWatch {
@@ -340,3 +344,5 @@ TEST_CASE("the opt-in finite check names the first tensor holding NaN or Inf and
   CHECK_THAT(message_of<numeric_error>([&] { io::require_finite(model, "after step 3"); }),
              Contains("after step 3: tensor 'sequential.0.word_embeddings.weight' element 129 (of 8192) is -inf"));
 }
+
+}  // namespace test_io_checkpoint

@@ -1,6 +1,10 @@
 // Official config files: the golden config, missing keys, bad values, vocab_size from the embedding, round trips.
 #include "io_test_util.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_config {
+
 using namespace tokenformer;
 using namespace io_test;
 
@@ -183,3 +187,5 @@ TEST_CASE("config integers above the limit are called too large, naming the limi
   CHECK_THAT(config_error_of(golden_config_with("hidden_size", io::Json(2147483648.5))),
              Contains("hidden_size must be a positive integer"));
 }
+
+}  // namespace test_io_config

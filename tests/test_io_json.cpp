@@ -1,6 +1,10 @@
 // JSON: the strict reader and writer, escapes, malformed input, nesting limits, locales.
 #include "io_test_util.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_json {
+
 using namespace tokenformer;
 using namespace io_test;
 
@@ -69,7 +73,7 @@ TEST_CASE("JSON accessors reject the wrong kind with file_error naming the value
   CHECK(io::parse_json("10").as_integer("x", 0, 10) == 10);
 }
 
-TEST_CASE("JSON string escapes, \\u escapes and surrogate pairs decode to UTF-8", "[io][json]") {
+TEST_CASE("JSON string escapes, unicode escapes (backslash u) and surrogate pairs decode to UTF-8", "[io][json]") {
   CHECK(io::parse_json(R"("a\"b\\c\/d\be\ff\ng\rh\ti")").as_string() == "a\"b\\c/d\be\ff\ng\rh\ti");
   CHECK(io::parse_json(R"("\n")").as_string() == "\n");
   CHECK(io::parse_json(R"("\u0041\u00e9\u00E9")").as_string() == "A\xC3\xA9\xC3\xA9");  // é = C3 A9
@@ -255,3 +259,5 @@ TEST_CASE("JSON numbers are written and read the same under any global locale", 
   CHECK(parsed == 1234.5);
   CHECK_THAT(config_text, Contains("\"vocab_size\": 50257") && Contains("\"rotary_emb_base\": 10000"));
 }
+
+}  // namespace test_io_json

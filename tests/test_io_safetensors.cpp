@@ -1,6 +1,10 @@
 // Safetensors: writing and reading F64/F32/F16/BF16 tensors, wrong shapes and names, hostile and truncated files.
 #include "io_test_util.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_safetensors {
+
 using namespace tokenformer;
 using namespace io_test;
 
@@ -406,3 +410,5 @@ TEST_CASE("tensors that overlap, leave gaps or do not cover the data section are
   CHECK(io::SafetensorsReader(dir.file("ours.safetensors")).tensors().size() == 3);
   CHECK(io::SafetensorsReader(golden_dir() + "/l2_norm_gelu_f32/model.safetensors").tensors().size() > 0);
 }
+
+}  // namespace test_io_safetensors

@@ -9,6 +9,10 @@
 #include "tokenformer/io/weights_file.hpp"
 #include "tokenformer/io/zip.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_io_torch {
+
 using namespace tokenformer;
 using namespace io_test;
 
@@ -910,3 +914,5 @@ TEST_CASE("load_model refuses a .bin whose tensors need more bytes than the file
   // The fixture's own shared storage (views side by side) loads.
   CHECK(io::load_model(fixture("config.json"), fixture("shared_storage.bin")).vocab_size() == 40);
 }
+
+}  // namespace test_io_torch

@@ -15,6 +15,10 @@
 #include "tokenformer/kernels/cpu.hpp"
 #include "tokenformer/kernels/reference.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_kernels {
+
 using namespace tokenformer;
 using test_util::max_scaled_diff;
 using test_util::random_vector;
@@ -484,3 +488,5 @@ TEMPLATE_TEST_CASE("embedding matches the reference", "[kernels][embedding]", fl
   kernels::reference::embedding_forward(ref.data(), tokens.data(), table.data(), N, C);
   CHECK(fast == ref);
 }
+
+}  // namespace test_kernels

@@ -14,6 +14,10 @@
 #include "tokenformer/layers/tokenformer_layer.hpp"
 #include "tokenformer/model/language_model.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_layers {
+
 using namespace tokenformer;
 using test_util::max_scaled_diff;
 using test_util::random_vector;
@@ -245,3 +249,5 @@ TEST_CASE("the FIT language model on the cpu matches the reference device (decod
           "[layers][model][devices][fit]") {
   device_cases::fit_model_matches_reference(1e-10, cpu{});
 }
+
+}  // namespace test_layers

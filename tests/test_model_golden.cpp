@@ -13,6 +13,10 @@
 #include "test_util.hpp"
 #include "tokenformer/io/checkpoint.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_model_golden {
+
 using namespace tokenformer;
 
 namespace {
@@ -142,3 +146,5 @@ TEST_CASE("tokenformer-cli logits writes the reference logits of one sequence", 
   CHECK(std::system(missing.c_str()) != 0);
 }
 #endif
+
+}  // namespace test_model_golden

@@ -26,6 +26,10 @@
 #include "tokenformer/train/schedule.hpp"
 #include "tokenformer/train/trainer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_training {
+
 using namespace tokenformer;
 
 namespace {
@@ -452,3 +456,5 @@ TEST_CASE("write_svg_plot keeps every label inside the picture and clips curves 
   const double x = std::stod(svg.substr(x_at + 9));
   CHECK(x + 7.0 * 8 / 2 <= 800);
 }
+
+}  // namespace test_training

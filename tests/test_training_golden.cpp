@@ -16,6 +16,10 @@
 #include "tokenformer/io/checkpoint.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_training_golden {
+
 using namespace tokenformer;
 
 namespace {
@@ -132,3 +136,5 @@ TEST_CASE("AdamW matches torch.optim.AdamW step by step", "[training][golden][ad
     CHECK(test_util::max_abs_diff(v, read(run.v)) <= 1e-6);
   }
 }
+
+}  // namespace test_training_golden

@@ -20,6 +20,10 @@
 #include "tokenformer/model/transfer.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_transfer {
+
 using namespace tokenformer;
 using io_test::TempDir;
 
@@ -189,7 +193,7 @@ TEST_CASE(
   CHECK(t.at("sequential.3.mlp.value_param_tokens") == std::vector<float>(full.begin(), full.begin() + 7 * 16));
 }
 
-TEST_CASE("skip switches leave their groups as initialized; unknown names are refused", "[transfer]") {
+TEST_CASE("skip switches leave their groups as initialized, unknown names are refused", "[transfer]") {
   auto source = initialized<TokenFormerModel>(tokenformer_config(), 1);
   auto target = initialized<TokenFormerModel>(tokenformer_config(), 2);
   const auto before = values_of(target);
@@ -255,7 +259,7 @@ TEST_CASE("plain Transformer -> TokenFormer: the MLP becomes the FFN's tokens, L
   CHECK_THROWS_WITH(transfer(source, wide), Catch::Contains("sequential.2.mlp.dense_h_to_4h.weight has shape"));
 }
 
-TEST_CASE("freeze_transferred trains only the new parts; the Unfreezer releases them with a warmup",
+TEST_CASE("freeze_transferred trains only the new parts, the Unfreezer releases them with a warmup",
           "[transfer][freeze]") {
   auto source = initialized<TokenFormerModel>(tokenformer_config(2, 6, 10), 1);
   auto target = initialized<TokenFormerModel>(tokenformer_config(2, 6, 14), 2);
@@ -370,7 +374,7 @@ TEST_CASE("AdamW applies each parameter's lr_scale and refuses a bad one", "[tra
         values_of(full).at("sequential.2.mlp.key_param_tokens"));
 }
 
-TEST_CASE("tokenformer-cli transfer writes the target and prints the report; copied tensors are bit-exact",
+TEST_CASE("tokenformer-cli transfer writes the target and prints the report, copied tensors are bit-exact",
           "[transfer][cli]") {
 #ifdef TOKENFORMER_CLI
   const std::string cli = TOKENFORMER_CLI;
@@ -402,3 +406,5 @@ TEST_CASE("tokenformer-cli transfer writes the target and prints the report; cop
   WARN("tokenformer-cli is not built; skipped");
 #endif
 }
+
+}  // namespace test_transfer

@@ -23,6 +23,10 @@
 #include "tokenformer/model/growth.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
+// The file's own namespace: the test programs compile several test files as one translation unit
+// (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
+namespace test_transformer {
+
 using namespace tokenformer;
 using io_test::TempDir;
 
@@ -179,7 +183,7 @@ TEST_CASE("Transformer logits and gradients match the independent PyTorch refere
     golden_model::check_case<TransformerLayer>(test_util::data_dir() + "/" + std::string(name));
 }
 
-TEST_CASE("a Transformer trains, saves and reloads; growth refuses it", "[transformer][training]") {
+TEST_CASE("a Transformer trains, saves and reloads, growth refuses it", "[transformer][training]") {
   ModelConfig c = small_transformer();
   TransformerModel<float> model(c);
   Rng rng(3);
@@ -256,3 +260,5 @@ TEST_CASE("tokenformer-cli reads transformer configs: init, logits, grad, train"
   WARN("tokenformer-cli is not built; skipped");
 #endif
 }
+
+}  // namespace test_transformer
