@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# run_tests.sh [--sanitize]: install missing packages, build everything (Release, -O3 -march=native)
-# and run the whole test suite with CTest. --sanitize builds in build-asan with
-# -fsanitize=address,undefined instead (without the nvcc-compiled programs and MPI; the Thrust
+# run_tests.sh [--sanitize]: install missing packages, build everything (Release, -O3 -march=native;
+# the C++ test programs -O2 -march=native) and run the whole test suite with CTest. --sanitize builds
+# in build-asan with -fsanitize=address,undefined instead (without the nvcc-compiled programs and MPI; the Thrust
 # host-backend tests do run under the sanitizers), with Eigen's GEMM alone (TOKENFORMER_GEMM=eigen:
 # our own code, all instrumented, instead of oneDNN's or OpenBLAS's uninstrumented kernels). The MPI tests are built where MPI is installed
 # (install_deps.sh --with-mpi; CI does it in a stage of its own).

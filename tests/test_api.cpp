@@ -20,14 +20,14 @@
 #include "tokenformer/model/language_model.hpp"
 #include "tokenformer/train/optimizer.hpp"
 
-using namespace tokenformer;
-
 // ---- an allocator that fails on request (malloc_hooks: the fail_countdown-th request from now) -----
 #include "malloc_hooks.hpp"
 
 // The file's own namespace: the test programs compile several test files as one translation unit
 // (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
 namespace test_api {
+
+using namespace tokenformer;
 using malloc_hooks::failures;
 
 namespace {

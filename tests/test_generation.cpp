@@ -21,14 +21,14 @@
 #include "tokenformer/layers/transformer_layer.hpp"
 #include "tokenformer/model/generation.hpp"
 
-using namespace tokenformer;
-
 // ---- a counting allocator: every malloc-family call of the process, while counting is on ----------
 #include "malloc_hooks.hpp"
 
 // The file's own namespace: the test programs compile several test files as one translation unit
 // (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
 namespace test_generation {
+
+using namespace tokenformer;
 using malloc_hooks::allocations;
 using malloc_hooks::counting;
 

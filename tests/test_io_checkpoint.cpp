@@ -5,15 +5,15 @@
 #include "tokenformer/layers/fit_body.hpp"
 #include "tokenformer/layers/transformer_layer.hpp"
 
-using namespace tokenformer;
-using namespace io_test;
-
 // ---- the largest single allocation while watching: every malloc-family call of the process --------
 #include "malloc_hooks.hpp"
 
 // The file's own namespace: the test programs compile several test files as one translation unit
 // (tests/CMakeLists.txt, TOKENFORMER_UNITY_TESTS), where helpers of the same name must not collide.
 namespace test_io_checkpoint {
+
+using namespace tokenformer;
+using namespace io_test;
 
 namespace {
 /// Watches the allocations of its lifetime; largest() is the largest single request (in bytes).

@@ -31,8 +31,8 @@ t_start=$(now)
 # sanitizers, OpenBLAS (no arm64 OpenBLAS), and the examples: test_model_golden runs tokenformer-cli
 # with std::system, and qemu-user cannot start an aarch64 child process without binfmt_misc (without
 # the examples, the CLI test case is not compiled). REQUIRE_ALL off: utf8proc is not installed for
-# arm64, so the tokenizer and its test are skipped with a warning. The unit tests one program per
-# file (TOKENFORMER_UNITY_TESTS off), so that only the three below are compiled.
+# arm64, so the tokenizer and its test are skipped with a warning. The unit tests are built one
+# program per file (TOKENFORMER_UNITY_TESTS off), so that only the three below are compiled.
 generator=()
 [ -f "$build/CMakeCache.txt" ] || generator=(-G Ninja)  # an existing build directory keeps its generator
 echo "== configure ($build)"
