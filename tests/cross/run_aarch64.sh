@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# tests/cross/run_aarch64.sh [BUILD_DIR]: cross-compile the kernel and golden-model tests (and
+# tests/cross/run_aarch64.sh [--build-only] [BUILD_DIR]: cross-compile the kernel and golden-model tests (and
 # test_embedded where tests/CMakeLists.txt has it) for aarch64 Linux with Debian's g++-aarch64-linux-gnu,
 # and run them under qemu-user (cmake/toolchains/aarch64-linux-gnu.cmake sets qemu-aarch64 as
 # CMAKE_CROSSCOMPILING_EMULATOR; catch_discover_tests lists the tests through it at build time).
 # BUILD_DIR defaults to build-aarch64 in the repository root. As root, installs the missing Debian
 # packages with apt-get; otherwise prints the command and exits 1. Exits non-zero on any failure.
+# --build-only stops after the build (CI builds early, at a low priority, and tests later).
 # Environment: JOBS (build and ctest jobs, default 2), OMP_NUM_THREADS (default 2).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+  build_only=1
+  shift
+fi
+if [ $# -gt 1 ] || [[ ${1:-} == -* ]]; then
+  echo "usage: $0 [--build-only] [BUILD_DIR]" >&2
+  exit 2
+fi
 build="${1:-$root/build-aarch64}"
 jobs="${JOBS:-2}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
@@ -96,6 +106,10 @@ fi
 echo "== build ${targets[*]} (-j$jobs)"
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 t_built=$(now)
+if [ "$build_only" = 1 ]; then
+  echo "== times: build $(elapsed "$t_checked" "$t_built") s (--build-only: no tests run)"
+  exit 0
+fi
 
 # ---- test -----------------------------------------------------------------------------------------
 # catch_discover_tests names each test "<program>:<test case>" (tests/CMakeLists.txt, TEST_PREFIX).

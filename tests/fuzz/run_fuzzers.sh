@@ -5,25 +5,27 @@
 # (in a temporary directory: nothing is written into the source tree). Exits non-zero when a fuzzer finds a crash,
 # a sanitizer report, a leak, a timeout or an out-of-memory input; the reproducer is kept and named.
 #
-# Usage: tests/fuzz/run_fuzzers.sh SECONDS|ci [FUZZER...]
+# Usage: tests/fuzz/run_fuzzers.sh SECONDS|ci|build [FUZZER...]
+#   build: builds the fuzzers and runs none (CI builds them early, at a low priority, and runs them later)
 #   FUZZER: fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_training_checkpoint
 #           fuzz_tokenizer (default: all)
 #   TOKENFORMER_NEOX_TOKENIZER (environment): the GPT-NeoX tokenizer.json that fuzz_tokenizer encodes
 #     with (default: ../shared/data beside the source; without it only tokenizer.json parsing is fuzzed)
 #   BUILD_DIR (environment): the build directory (default: <source>/build-fuzz)
 #   CC, CXX (environment): the compilers (default: clang-14, clang++-14)
+#   JOBS (environment): build jobs, and fuzzers run at once (default: 2; each fuzzer is one process)
 set -euo pipefail
 
 all=(fuzz_torch_checkpoint fuzz_safetensors fuzz_json fuzz_config fuzz_training_checkpoint fuzz_tokenizer)
-if [[ $# -lt 1 || ! $1 =~ ^([0-9]+|ci)$ ]]; then
-  echo "usage: $0 SECONDS|ci [${all[*]} ...]" >&2
+if [[ $# -lt 1 || ! $1 =~ ^([0-9]+|ci|build)$ ]]; then
+  echo "usage: $0 SECONDS|ci|build [${all[*]} ...]" >&2
   exit 2
 fi
 seconds=$1
 shift
 fuzzers=("$@")
 [[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=("${all[@]}")
-# Executions per fuzzer for `ci` (measured: about 30 s each on the 2-core AMD EPYC).
+# Executions per fuzzer for `ci` (measured: about 30 s each on the 2-core AMD EPYC, one core each).
 declare -A ci_runs=([fuzz_torch_checkpoint]=200000 [fuzz_safetensors]=120000 [fuzz_json]=1000000
                     [fuzz_config]=500000 [fuzz_training_checkpoint]=80000 [fuzz_tokenizer]=60000)
 
@@ -38,7 +40,10 @@ export CC=${CC:-clang-14} CXX=${CXX:-clang++-14}
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENFORMER_FUZZ=ON -DTOKENFORMER_BUILD_TESTS=OFF \
   -DTOKENFORMER_BUILD_EXAMPLES=OFF -DTOKENFORMER_BUILD_BENCHMARKS=OFF -DTOKENFORMER_ENABLE_CUDA=OFF \
   -DTOKENFORMER_GEMM=eigen >/dev/null
-cmake --build "$build" --target "${fuzzers[@]}" -j "${JOBS:-2}"
+jobs=${JOBS:-2}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "JOBS must be a positive integer, not '$jobs'" >&2; exit 2; }
+cmake --build "$build" --target "${fuzzers[@]}" -j "$jobs"
+[[ $seconds == build ]] && exit 0
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tokenformer_fuzz_XXXXXX")
 keep=0
@@ -68,10 +73,11 @@ seed() {
 
 ref=$src/tests/reference
 configs=("$ref"/torch/config.json "$ref"/golden/*/config.json)
-failed=()
-for fuzzer in "${fuzzers[@]}"; do
+# run_fuzzer FUZZER: seeds its corpus and runs it in $work/FUZZER; its report goes to
+# $work/FUZZER/report and its exit status to $work/FUZZER/status (the fuzzers run JOBS at a time).
+run_fuzzer() {
+  local fuzzer=$1 corpus dict= max_len limit
   corpus=$work/$fuzzer/corpus
-  dict=
   case $fuzzer in
     fuzz_torch_checkpoint)
       seed "$corpus" "$ref"/torch/*.bin "$ref"/torch/model_f16.safetensors
@@ -114,16 +120,34 @@ for fuzzer in "${fuzzers[@]}"; do
   else
     limit=-max_total_time=$seconds
   fi
-  echo "== $fuzzer: ${limit#-}, $(ls "$corpus" | wc -l) seeds, max_len $max_len"
-  if (cd "$work/$fuzzer" && "$build/tests/fuzz/$fuzzer" corpus "$limit" -max_len="$max_len" \
-        ${dict:+-dict="$src/tests/fuzz/$dict"} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$fuzzer/artifacts/" \
-        >"$work/$fuzzer/log.txt" 2>&1); then
-    grep -E "^(Dictionary|Done|stat::number_of_executed_units|stat::peak_rss_mb)|DONE" "$work/$fuzzer/log.txt" || true
-  else
+  local status=0
+  {
+    echo "== $fuzzer: ${limit#-}, $(ls "$corpus" | wc -l) seeds, max_len $max_len"
+    if (cd "$work/$fuzzer" && "$build/tests/fuzz/$fuzzer" corpus "$limit" -max_len="$max_len" \
+          ${dict:+-dict="$src/tests/fuzz/$dict"} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$fuzzer/artifacts/" \
+          >"$work/$fuzzer/log.txt" 2>&1); then
+      grep -E "^(Dictionary|Done|stat::number_of_executed_units|stat::peak_rss_mb)|DONE" "$work/$fuzzer/log.txt" || true
+    else
+      status=1
+      tail -n 60 "$work/$fuzzer/log.txt"
+      echo "!! $fuzzer failed; log and reproducer in $work/$fuzzer"
+    fi
+  } >"$work/$fuzzer/report" 2>&1
+  echo "$status" >"$work/$fuzzer/status"
+}
+
+for fuzzer in "${fuzzers[@]}"; do
+  mkdir -p "$work/$fuzzer"
+  while [[ $(jobs -rp | wc -l) -ge $jobs ]]; do wait -n || true; done
+  run_fuzzer "$fuzzer" &
+done
+wait
+failed=()
+for fuzzer in "${fuzzers[@]}"; do
+  cat "$work/$fuzzer/report" 2>/dev/null || echo "!! $fuzzer: no report (its run was cut short)"
+  if [[ $(cat "$work/$fuzzer/status" 2>/dev/null) != 0 ]]; then
     keep=1
     failed+=("$fuzzer")
-    tail -n 60 "$work/$fuzzer/log.txt"
-    echo "!! $fuzzer failed; log and reproducer in $work/$fuzzer" >&2
   fi
 done
 
