@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install_deps.sh [--with-tests] [--with-bench] [--with-clang] [--with-corpus] [--with-mpi]
-# [--with-aarch64] [--with-cortex-m]: make sure the Debian packages tokenformer builds with are
+# [--with-aarch64] [--with-cortex-m] [--with-ninja]: make sure the Debian packages tokenformer builds with are
 # installed: the library's (a compiler, CMake, Eigen, xsimd, oneDNN for the GEMMs) and those of the parts named (MPI: Open
 # MPI for tokenformer::mpi; the cross targets: their compilers and QEMU). As root, installs what is missing with apt-get; otherwise prints the
 # exact command.
@@ -16,6 +16,7 @@ for arg in "$@"; do
     --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;  # tokenformer::mpi, tests/mpi
     --with-aarch64) packages+=(g++-aarch64-linux-gnu qemu-user ninja-build catch2) ;;  # tests/cross/run_aarch64.sh
     --with-cortex-m) packages+=(gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm) ;;  # tests/cross/cortex_m
+    --with-ninja) packages+=(ninja-build) ;;  # CI's builds of several named targets (Make builds them one at a time)
     *) echo "install_deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
